@@ -1,0 +1,21 @@
+"""The errors core raises for bad input. Each message is one line a user can act on."""
+
+
+class CharMLPError(Exception):
+    """Base class: anything the user can fix (a file, a flag, a script, a checkpoint)."""
+
+
+class DataError(CharMLPError):
+    """A words file that cannot be used: missing, empty, binary, not UTF-8, bad character."""
+
+
+class ConfigError(CharMLPError):
+    """A model, data or training setting outside its valid range."""
+
+
+class ScriptError(CharMLPError):
+    """A headless script action that cannot be parsed or has a bad argument."""
+
+
+class CheckpointError(CharMLPError):
+    """A checkpoint that cannot be read, does not fit the data, or would be unsafe to write."""

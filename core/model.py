@@ -1,0 +1,60 @@
+"""The Bengio-2003 MLP of makemore part 2: embedding C, one tanh hidden layer, softmax output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from core.config import ModelConfig
+
+PARAM_NAMES = ("C", "W1", "b1", "W2", "b2")
+
+
+@dataclass
+class Params:
+    C: torch.Tensor  # (vocab, emb_dim) character embeddings
+    W1: torch.Tensor  # (block_size * emb_dim, hidden)
+    b1: torch.Tensor  # (hidden,)
+    W2: torch.Tensor  # (hidden, vocab)
+    b2: torch.Tensor  # (vocab,)
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def clone(self) -> Params:
+        return Params(*(t.clone() for t in self.tensors()))
+
+    def copy_(self, other: Params) -> None:
+        """Overwrite in place (buffers and views that point at these tensors stay valid)."""
+        for mine, theirs in zip(self.tensors(), other.tensors()):
+            mine.copy_(theirs)
+
+    def count(self) -> int:
+        return sum(t.numel() for t in self.tensors())
+
+    def all_finite(self) -> bool:
+        return all(bool(torch.isfinite(t).all()) for t in self.tensors())
+
+
+def init_params(config: ModelConfig, vocab_size: int) -> Params:
+    """Bit-identical to the lecture for the same seed: randn draws C, W1, b1, W2, b2 in this order."""
+    g = torch.Generator().manual_seed(config.seed)
+    fan_in = config.block_size * config.emb_dim
+    return Params(
+        C=torch.randn((vocab_size, config.emb_dim), generator=g),
+        W1=torch.randn((fan_in, config.hidden), generator=g),
+        b1=torch.randn(config.hidden, generator=g),
+        W2=torch.randn((config.hidden, vocab_size), generator=g),
+        b2=torch.randn(vocab_size, generator=g),
+    )
+
+
+def forward_logits(params: Params, X: torch.Tensor) -> torch.Tensor:
+    """(N, block_size) context ids -> (N, vocab) logits."""
+    emb = params.C[X]  # (N, block_size, emb_dim)
+    h = torch.tanh(emb.view(X.shape[0], -1) @ params.W1 + params.b1)  # (N, hidden)
+    return h @ params.W2 + params.b2

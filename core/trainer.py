@@ -1,0 +1,303 @@
+"""The Trainer: the one owner of a model's state and every action on it.
+
+A single thread (the headless runner, or the app's worker) calls its methods. Long actions
+(run, sweep) report progress and check for cancellation at chunk boundaries; those boundaries
+are also where a caller's progress callback may change the learning rate mid-run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
+from core.config import ModelConfig, TrainConfig, check_lr_exponent
+from core.dataset import Dataset
+from core.errors import CheckpointError, ConfigError
+from core.evaluate import ContextCounts, bigram_loss, count_contexts, mean_loss
+from core.history import EvalPoint, LossHistory
+from core.losswatch import LossWatch
+from core.model import Params, init_params
+from core.sampling import sample_names
+from core.step import SGDStep
+from core.sweep import SweepResult, suggest_exponent
+
+MAX_RUN_STEPS = 100_000_000
+MAX_SWEEP_STEPS = 100_000
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a long action stands; passed to on_progress at every chunk boundary."""
+
+    kind: str  # "run" or "sweep"
+    done: int  # steps done in this action
+    total: int
+    step: int  # the model's step count
+    loss: float  # the last minibatch loss
+    lr_exponent: float
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Divergence:
+    at_step: int  # the step whose minibatch loss blew up (core.losswatch)
+    loss: float  # that loss (may be inf or nan)
+    restored_step: int  # the step whose parameters were restored (the last good loss)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    steps: int  # steps kept (after any rollback)
+    stopped: bool  # cancelled by should_stop
+    divergence: Divergence | None
+    train_seconds: float  # time spent in training steps only (no evaluations)
+    last_loss: float | None
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+ProgressFn = Callable[[Progress], None]
+StopFn = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One chunk of a run, kept so that a rollback can replay it."""
+
+    start: int  # the step the chunk started at
+    params: Params  # a copy of the parameters at that step
+    X: torch.Tensor  # (k, B, T) its minibatches
+    Y: torch.Tensor  # (k, B)
+    lr: float
+
+
+def never_stop() -> bool:
+    return False
+
+
+def ignore_progress(_: Progress) -> None:
+    pass
+
+
+class Trainer:
+    def __init__(self, dataset: Dataset, model: ModelConfig = ModelConfig(), train: TrainConfig = TrainConfig()) -> None:
+        if model.block_size != dataset.block_size:
+            raise ConfigError(f"model block size {model.block_size} != dataset block size {dataset.block_size}")
+        self.dataset = dataset
+        self.model_config = model
+        self.train_config = train
+        self.lr_exponent = train.lr_exponent
+        self.history = LossHistory()
+        self.evals: list[EvalPoint] = []
+        self.sweeps: list[SweepResult] = []
+        self._counts: dict[str, ContextCounts] = {}
+        self._written: set[Path] = set()  # checkpoints this trainer wrote: safe to overwrite
+        self._sample_gen = torch.Generator().manual_seed(model.seed + 10)  # the lecture's sampling seed
+        self.reset()
+
+    # ---- state -------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """New parameters from the seed; step, history, evaluations and generators start over."""
+        self._install(init_params(self.model_config, self.dataset.vocab.size))
+        self.step = 0
+        self.history = LossHistory()
+        self.evals = []
+        self._batch_gen = torch.Generator().manual_seed(self.model_config.seed + 1)
+        self._sample_gen.manual_seed(self.model_config.seed + 10)
+
+    def _install(self, params: Params) -> None:
+        self.params = params
+        self._sgd = SGDStep(params, self.train_config.batch_size)
+
+    @property
+    def lr(self) -> float:
+        return 10.0**self.lr_exponent
+
+    @property
+    def n_params(self) -> int:
+        return self.params.count()
+
+    def set_lr_exponent(self, exponent: float) -> None:
+        self.lr_exponent = round(check_lr_exponent(exponent), 6)
+
+    def decay(self, factor: float = 10.0) -> None:
+        """Divide the learning rate by factor (> 1)."""
+        if not isinstance(factor, (int, float)) or not math.isfinite(factor) or not 1 < factor <= 1e6:
+            raise ConfigError(f"decay factor must be a number above 1 and at most 1e6, got {factor!r}")
+        self.set_lr_exponent(self.lr_exponent - math.log10(factor))
+
+    # ---- training ----------------------------------------------------------------------------
+    def run(self, n_steps: int, on_progress: ProgressFn = ignore_progress, should_stop: StopFn = never_stop,
+            eval_every: int | None = None) -> RunResult:
+        """Train n_steps minibatch SGD steps at the current learning rate.
+
+        on_progress runs on this thread at every chunk boundary and may change the learning rate;
+        should_stop is checked there too. A loss that blows up (non-finite, or its average past 4x
+        its best in this run) stops the run and restores the parameters of the last good step.
+        """
+        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 1 <= n_steps <= MAX_RUN_STEPS:
+            raise ConfigError(f"steps must be a whole number from 1 to {MAX_RUN_STEPS:,}, got {n_steps!r}")
+        train = self.dataset.train
+        B, chunk = self.train_config.batch_size, self.train_config.chunk_steps
+        start_step, done, busy, last = self.step, 0, 0.0, None
+        watch = LossWatch()
+        kept: list[_Chunk] = []  # the last two chunks, to replay a rollback from
+        t_start = time.perf_counter()
+        while done < n_steps:
+            k = min(chunk, n_steps - done)
+            t0 = time.perf_counter()
+            ix = torch.randint(0, len(train), (k, B), generator=self._batch_gen)  # (k, B)
+            current = _Chunk(self.step, self.params.clone(), train.X[ix], train.Y[ix], self.lr)  # (k, B, T), (k, B)
+            losses = self._sgd.run(current.X, current.Y, [current.lr] * k)
+            kept = [*kept[-1:], current]
+            bad = watch.first_bad(losses.tolist())
+            if bad is not None:
+                target = start_step if watch.last_ok is None else start_step + watch.last_ok
+                self.history.append(current.lr, losses[:bad])
+                restored = self._restore(target, kept)
+                busy += time.perf_counter() - t0
+                last = float(self.history.tensors()[1][-1]) if len(self.history) else None
+                return RunResult(self.step - start_step, False, Divergence(current.start + bad, float(losses[bad]), restored),
+                                 busy, last)
+            self.history.append(current.lr, losses)
+            self.step += k
+            done += k
+            busy += time.perf_counter() - t0
+            last = float(losses[-1])
+            if eval_every and self.step // eval_every != (self.step - k) // eval_every:
+                self.evaluate()
+            on_progress(Progress("run", done, n_steps, self.step, last, self.lr_exponent, time.perf_counter() - t_start))
+            if should_stop():
+                return RunResult(done, True, None, busy, last)
+        return RunResult(done, False, None, busy, last)
+
+    def _restore(self, target: int, kept: list[_Chunk]) -> int:
+        """Put the parameters back to those of step `target` by replaying from a kept chunk.
+
+        A chunk's steps are deterministic given its starting parameters and minibatches, so the
+        replay lands exactly on step `target`. If target is older than what is kept, the oldest
+        kept start is used instead. History is cut to the restored step; returns it.
+        """
+        source = next((c for c in reversed(kept) if c.start <= target), kept[0])
+        target = max(target, source.start)
+        self.params.copy_(source.params)
+        n = target - source.start
+        self._sgd.run(source.X[:n], source.Y[:n], [source.lr] * n)
+        self.step = target
+        self.history.truncate(target)
+        return target
+
+    # ---- evaluation and sampling ------------------------------------------------------------
+    def counts(self, split: str) -> ContextCounts:
+        """Distinct-context counts of a split, built on first use (once per dataset)."""
+        if split not in self._counts:
+            s = self.dataset.split(split)
+            self._counts[split] = count_contexts(s.X, s.Y, self.dataset.vocab.size)
+        return self._counts[split]
+
+    def split_loss(self, split: str) -> float | None:
+        """Exact mean loss over a whole split (None if the split is empty)."""
+        return mean_loss(self.params, self.counts(split))
+
+    def evaluate(self) -> EvalPoint:
+        """Full train and dev loss now; recorded in evals."""
+        point = EvalPoint(self.step, self.split_loss("train"), self.split_loss("dev"))
+        if self.evals and self.evals[-1].step == self.step:
+            self.evals[-1] = point
+        else:
+            self.evals.append(point)
+        return point
+
+    def bigram_dev_loss(self) -> float | None:
+        ds = self.dataset
+        return bigram_loss(ds.train.X, ds.train.Y, ds.dev.X, ds.dev.Y, ds.vocab.size)
+
+    def sample(self, n: int) -> list[str]:
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1000:
+            raise ConfigError(f"number of samples must be from 1 to 1000, got {n!r}")
+        return sample_names(self.params, self.dataset.vocab, self.model_config.block_size, n, self._sample_gen)
+
+    # ---- learning-rate sweep ----------------------------------------------------------------
+    def sweep(self, start: float = -3.0, end: float = 0.0, steps: int = 1000,
+              on_progress: ProgressFn = ignore_progress, should_stop: StopFn = never_stop) -> SweepResult:
+        """One step per learning rate at 10**linspace(start, end, steps), from the current parameters.
+
+        Stops once the loss blows up (core.losswatch). Parameters, step and the training
+        minibatch generator are untouched afterwards, bit for bit.
+        """
+        start, end = check_lr_exponent(start, "sweep start"), check_lr_exponent(end, "sweep end")
+        if not start < end:
+            raise ConfigError(f"sweep start must be below its end, got {start:g} .. {end:g}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 10 <= steps <= MAX_SWEEP_STEPS:
+            raise ConfigError(f"sweep steps must be a whole number from 10 to {MAX_SWEEP_STEPS:,}, got {steps!r}")
+        train, B, chunk = self.dataset.train, self.train_config.batch_size, self.train_config.chunk_steps
+        exponents = torch.linspace(start, end, steps).tolist()
+        gen = torch.Generator().manual_seed(self.model_config.seed + 2 + self.step)  # own minibatches
+        saved = self.params.clone()
+        watch = LossWatch()
+        losses: list[float] = []
+        stopped = False
+        t_start = time.perf_counter()
+        try:
+            for lo in range(0, steps, chunk):
+                exps = exponents[lo : lo + chunk]
+                ix = torch.randint(0, len(train), (len(exps), B), generator=gen)
+                chunk_losses = self._sgd.run(train.X[ix], train.Y[ix], [10.0**e for e in exps]).tolist()
+                bad = watch.first_bad(chunk_losses)
+                losses += chunk_losses[:bad]
+                on_progress(Progress("sweep", lo + len(exps), steps, self.step, chunk_losses[-1], exps[-1],
+                                     time.perf_counter() - t_start))
+                if bad is not None or should_stop():
+                    stopped = len(losses) < steps
+                    break
+        finally:
+            self.params.copy_(saved)
+        exponents = exponents[: len(losses)]
+        result = SweepResult(self.step, exponents, losses, watch.smoothed,
+                             suggest_exponent(exponents, watch.smoothed), stopped, steps)
+        self.sweeps.append(result)
+        return result
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def save(self, path: Path, force: bool = False) -> Path:
+        """Write a checkpoint. An existing file this trainer did not write is kept unless force."""
+        path = Path(path).expanduser()
+        if path.is_dir():
+            raise CheckpointError(f"{path}: is a directory; give a file name such as {path / 'model.pt'}")
+        if path.exists() and not force and path.resolve() not in self._written:
+            raise CheckpointError(f"{path}: already exists; choose another name or overwrite it with --force")
+        lr, loss = self.history.tensors()
+        save_checkpoint(path, CheckpointState(self.model_config, self.dataset.vocab.chars, self.params, self.step,
+                                              float(self.lr_exponent), lr, loss, list(self.evals),
+                                              self._batch_gen.get_state()))
+        self._written.add(path.resolve())
+        return path
+
+    def load(self, path: Path) -> CheckpointState:
+        """Replace the model by a checkpoint's. Nothing changes if it is refused."""
+        state = load_checkpoint(Path(path).expanduser())
+        self.apply_checkpoint(state, path)
+        return state
+
+    def apply_checkpoint(self, state: CheckpointState, path: Path) -> None:
+        if state.vocab_chars != self.dataset.vocab.chars:
+            raise CheckpointError(f"{path}: its vocabulary ({len(state.vocab_chars) + 1} tokens) differs from the data's "
+                                  f"({self.dataset.vocab.size}); load it with the words file it was trained on")
+        if state.model.block_size != self.dataset.block_size:
+            raise CheckpointError(f"{path}: block size {state.model.block_size} differs from the data's "
+                                  f"{self.dataset.block_size}; start with --load to use its block size")
+        self.model_config = state.model
+        self._install(state.params)
+        self.step = state.step
+        self.lr_exponent = state.lr_exponent
+        self.history.restore(state.history_lr, state.history_loss)
+        self.evals = list(state.evals)
+        self._batch_gen.set_state(state.batch_rng_state)

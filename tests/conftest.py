@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LECTURE_NAMES = REPO.parent / "shared" / "data" / "names.txt"  # makemore's names.txt, never copied here
+
+
+@pytest.fixture
+def lecture_names() -> Path:
+    if not LECTURE_NAMES.exists():
+        pytest.fail(f"{LECTURE_NAMES} is missing: the lecture-number tests need ../shared beside the checkout")
+    return LECTURE_NAMES
+
+
+@pytest.fixture
+def small_words() -> list[str]:
+    """300 real names: small enough for fast tests, varied enough to train on."""
+    from core.words import load_words
+
+    return load_words(None)[:300]
+
+
+@pytest.fixture
+def small_file(tmp_path: Path, small_words: list[str]) -> Path:
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(small_words) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def trainer(small_words):
+    from core.config import DataConfig, ModelConfig, TrainConfig
+    from core.dataset import make_dataset
+    from core.trainer import Trainer
+
+    return Trainer(make_dataset(small_words, 3, DataConfig()), ModelConfig(), TrainConfig(chunk_steps=50))

@@ -1,0 +1,75 @@
+import random
+
+import pytest
+import torch
+
+from core.config import DataConfig
+from core.dataset import build_examples, make_dataset, split_words
+from core.errors import ConfigError
+from core.words import Vocab, load_words
+
+
+def lecture_build(words, stoi, block_size):
+    """build_dataset as the lecture writes it (a Python loop per example)."""
+    X, Y = [], []
+    for w in words:
+        context = [0] * block_size
+        for ch in w + ".":
+            ix = stoi[ch]
+            X.append(context)
+            Y.append(ix)
+            context = context[1:] + [ix]
+    return torch.tensor(X, dtype=torch.long).view(-1, block_size), torch.tensor(Y, dtype=torch.long)
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 8])
+def test_examples_equal_the_lecture_loop(small_words, block_size):
+    vocab = Vocab.from_words(small_words)
+    stoi = {c: i + 1 for i, c in enumerate(vocab.chars)} | {".": 0}
+    X, Y = build_examples(small_words, vocab, block_size)
+    Xr, Yr = lecture_build(small_words, stoi, block_size)
+    assert torch.equal(X, Xr) and torch.equal(Y, Yr)
+
+
+def test_sizes_on_a_small_file():
+    words = ["ab", "c", "defg"]
+    X, Y = build_examples(words, Vocab.from_words(words), 3)
+    assert X.shape == (3 + 2 + 5, 3)  # len(word) + 1 examples per word
+    assert Y.tolist() == [1, 2, 0, 3, 0, 4, 5, 6, 7, 0]
+
+
+def test_split_arithmetic_follows_python_random_seed_42():
+    words = [f"w{i}" for i in range(1001)]
+    train, dev, test = split_words(words, (0.8, 0.1, 0.1))
+    expected = list(words)
+    random.seed(42)
+    random.shuffle(expected)
+    assert (len(train), len(dev), len(test)) == (800, 100, 101)  # int(0.8*1001), int(0.9*1001)
+    assert train + dev + test == expected
+
+
+def test_whole_dataset_split(small_words):
+    ds = make_dataset(small_words, 3, DataConfig(split=(1.0, 0.0, 0.0)))
+    assert len(ds.dev) == 0 and len(ds.test) == 0
+    assert len(ds.train) == sum(len(w) + 1 for w in small_words)
+
+
+def test_lecture_numbers_on_makemore_names(lecture_names):
+    ds = make_dataset(load_words(lecture_names), 3, DataConfig())
+    assert ds.n_words == 32_033 and ds.vocab.size == 27
+    assert ds.sizes() == {"train": 182_625, "dev": 22_655, "test": 22_866}
+
+
+@pytest.mark.parametrize("split", [(0.5, 0.5), (0.5, 0.6, -0.1), (0.0, 0.5, 0.5), (0.8, 0.1, 0.2)])
+def test_bad_splits_are_refused(split):
+    with pytest.raises(ConfigError):
+        DataConfig(split=split)
+
+
+def test_non_ascii_words(tmp_path):
+    path = tmp_path / "w.txt"
+    path.write_text("zoé\nstraße\n😀x\n", encoding="utf-8")
+    words = load_words(path)
+    ds = make_dataset(words, 3, DataConfig(split=(1, 0, 0)))
+    assert ds.vocab.size == len(set("zoéstraße😀x")) + 1
+    assert len(ds.train) == sum(len(w) + 1 for w in words)

@@ -1,0 +1,1 @@
+"""charmlp-tui: the command line and the Textual app around core."""

@@ -1,0 +1,122 @@
+"""Headless mode: run a parsed script on a trainer, with a rich progress bar on stderr."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from types import FrameType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from core.errors import CharMLPError
+from core.script import Action, execute
+from core.session import open_trainer
+from core.trainer import Progress as TrainProgress
+from core.trainer import Trainer
+from tui.cli import EXIT_INTERRUPTED, EXIT_USAGE, Settings
+
+LONG_ACTIONS = {"run", "sweep"}
+
+
+class StopFlag:
+    """Set by SIGINT / SIGTERM / SIGHUP; the trainer sees it at the next chunk boundary."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.signal is not None:  # a second Ctrl+C: the user means it
+            raise KeyboardInterrupt
+        self.signal = signum
+
+
+def run_headless(settings: Settings, actions: list[Action]) -> int:
+    err = Console(stderr=True)
+    started = time.perf_counter()
+    stop = StopFlag()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop.handle)
+    try:
+        with err.status("loading data and building the dataset…"):
+            trainer = open_trainer(settings.data, settings.model, settings.train, settings.load)
+    except CharMLPError as e:
+        err.print(f"charmlp-tui: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+    _describe(trainer, err)
+    summary: dict = {"samples": [], "divergences": []}
+    steps = 0
+    train_seconds = 0.0
+    for action in actions:
+        if stop():
+            break
+        try:
+            outcome = _execute_with_progress(trainer, action, settings, err, stop)
+        except CharMLPError as e:
+            err.print(f"charmlp-tui: error: {action}: {e}", markup=False, highlight=False, soft_wrap=True)
+            return EXIT_USAGE
+        print(outcome.summary, flush=True)
+        summary["samples"] += outcome.samples
+        if outcome.run is not None:
+            steps += outcome.run.steps
+            train_seconds += outcome.run.train_seconds
+            if outcome.run.divergence is not None:
+                summary["divergences"].append(vars(outcome.run.divergence))
+        if outcome.sweep is not None:
+            s = outcome.sweep
+            summary["sweep"] = {"suggested_exponent": s.suggested_exponent, "at_step": s.at_step,
+                                "stopped_early": s.stopped_early,
+                                "points": [[round(e, 6), round(v, 6)] for e, v in zip(s.exponents, s.losses)]}
+    losses = {"train": trainer.split_loss("train"), "dev": trainer.split_loss("dev")}
+    print(f"final: step {trainer.step}, lr exponent {trainer.lr_exponent:.3g}, "
+          f"train loss {_fmt(losses['train'])}, dev loss {_fmt(losses['dev'])}", flush=True)
+    if stop():
+        err.print(f"charmlp-tui: interrupted by signal {stop.signal}; stopped at step {trainer.step}", soft_wrap=True)
+    if settings.json:
+        ds = trainer.dataset
+        summary.update({
+            "data": ds.source, "words": ds.n_words, "vocab_size": ds.vocab.size, "params": trainer.n_params,
+            "block_size": trainer.model_config.block_size, "emb_dim": trainer.model_config.emb_dim,
+            "hidden": trainer.model_config.hidden, "batch_size": trainer.train_config.batch_size,
+            "examples": ds.sizes(), "step": trainer.step, "lr_exponent": trainer.lr_exponent, "loss": losses,
+            "elapsed_s": round(time.perf_counter() - started, 3),
+            "steps_per_s": round(steps / train_seconds, 1) if train_seconds else None,
+            "interrupted": stop(),
+        })
+        print(json.dumps(summary), flush=True)
+    return EXIT_INTERRUPTED if stop() else 0
+
+
+def _execute_with_progress(trainer: Trainer, action: Action, settings: Settings, err: Console, stop: StopFlag):
+    if action.verb not in LONG_ACTIONS:
+        return execute(trainer, action, force=settings.force)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(str(action), total=None, rate="", loss="")
+
+        def on_progress(p: TrainProgress) -> None:
+            rate = f"{p.done / p.elapsed_s:,.0f} steps/s" if p.elapsed_s > 0 else ""
+            bar.update(task, completed=p.done, total=p.total, rate=rate, loss=f"{p.loss:.4f}")
+
+        return execute(trainer, action, on_progress, stop, force=settings.force)
+
+
+def _describe(trainer: Trainer, err: Console) -> None:
+    ds, m = trainer.dataset, trainer.model_config
+    sizes = ds.sizes()
+    err.print(f"data: {ds.source}, {ds.n_words:,} words, vocab {ds.vocab.size}, examples "
+              f"train {sizes['train']:,} / dev {sizes['dev']:,} / test {sizes['test']:,}", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"model: block {m.block_size}, emb {m.emb_dim}, hidden {m.hidden}, {trainer.n_params:,} parameters; "
+              f"step {trainer.step}, lr exponent {trainer.lr_exponent:g}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
