@@ -1,16 +1,24 @@
 """charmlp core: the character-level MLP of makemore part 2 as a plain, fast library.
 
 No UI imports here (textual, rich, plotext): tests/test_core_isolation.py checks it.
+Names are imported on first use, so `import core.config` stays free of torch (a fast --help).
 """
 
-from core.config import DataConfig, ModelConfig, TrainConfig
-from core.errors import CharMLPError, CheckpointError, ConfigError, DataError, ScriptError
-from core.script import Action, Outcome, execute, parse_script
-from core.session import open_trainer
-from core.trainer import Divergence, Progress, RunResult, Trainer
+from importlib import import_module
 
-__all__ = [
-    "Action", "CharMLPError", "CheckpointError", "ConfigError", "DataConfig", "DataError", "Divergence",
-    "ModelConfig", "Outcome", "Progress", "RunResult", "ScriptError", "TrainConfig", "Trainer", "execute",
-    "open_trainer", "parse_script",
-]
+_EXPORTS = {
+    "Action": "core.actions", "parse_script": "core.actions",
+    "DataConfig": "core.config", "ModelConfig": "core.config", "TrainConfig": "core.config",
+    "CharMLPError": "core.errors", "CheckpointError": "core.errors", "ConfigError": "core.errors",
+    "DataError": "core.errors", "ScriptError": "core.errors",
+    "Outcome": "core.script", "execute": "core.script",
+    "open_trainer": "core.session",
+    "Divergence": "core.trainer", "Progress": "core.trainer", "RunResult": "core.trainer", "Trainer": "core.trainer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -46,6 +46,11 @@ class LossHistory:
         with self._lock:
             self._n = min(self._n, n)
 
+    def last(self) -> float | None:
+        """The latest minibatch loss, or None before the first step."""
+        with self._lock:
+            return float(self._loss[self._n - 1]) if self._n else None
+
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Copies of (lr, loss) for every step so far."""
         with self._lock:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from core.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
-from core.config import ModelConfig, TrainConfig, check_lr_exponent
+from core.config import MAX_RUN_STEPS, MAX_SWEEP_STEPS, ModelConfig, TrainConfig, check_lr_exponent
 from core.dataset import Dataset
 from core.errors import CheckpointError, ConfigError
 from core.evaluate import ContextCounts, bigram_loss, count_contexts, mean_loss
@@ -26,10 +26,6 @@ from core.model import Params, init_params
 from core.sampling import sample_names
 from core.step import SGDStep
 from core.sweep import SweepResult, suggest_exponent
-
-MAX_RUN_STEPS = 100_000_000
-MAX_SWEEP_STEPS = 100_000
-
 
 @dataclass(frozen=True)
 class Progress:
@@ -164,7 +160,7 @@ class Trainer:
                 self.history.append(current.lr, losses[:bad])
                 restored = self._restore(target, kept)
                 busy += time.perf_counter() - t0
-                last = float(self.history.tensors()[1][-1]) if len(self.history) else None
+                last = self.history.last()
                 return RunResult(self.step - start_step, False, Divergence(current.start + bad, float(losses[bad]), restored),
                                  busy, last)
             self.history.append(current.lr, losses)

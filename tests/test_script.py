@@ -1,7 +1,8 @@
 import pytest
 
 from core.errors import ScriptError
-from core.script import Action, execute, parse_script
+from core.actions import Action, parse_script
+from core.script import execute
 
 
 def test_parses_the_issue_example():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.config import LECTURE_SEED, DataConfig, ModelConfig, TrainConfig
 from core.errors import CharMLPError
-from core.script import VERBS
+from core.actions import VERBS
 
 EXIT_USAGE = 2  # bad flags, bad input files, bad scripts
 EXIT_INTERRUPTED = 130  # stopped by a signal (Ctrl+C, SIGTERM, lost SSH connection)
@@ -28,6 +28,7 @@ class Settings:
     json: bool
     force: bool
     threads: int
+    eval_every_s: float
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--script-file", type=Path, metavar="FILE", help="read the actions from a file (one per line or ';')")
     run.add_argument("--json", action="store_true", help="with --headless: end stdout with one JSON summary line")
     run.add_argument("--force", action="store_true", help="let 'save' overwrite an existing file")
+    run.add_argument("--eval-every", type=float, default=1.0, metavar="SECONDS",
+                     help="in the app: full train/dev loss during runs at most this often (default 1; 0 = never)")
     return parser
 
 
@@ -93,6 +96,8 @@ def parse_settings(argv: list[str] | None) -> Settings:
             parser.error("--headless needs --script or --script-file")
         if args.json and not args.headless:
             parser.error("--json needs --headless")
+        if not 0 <= args.eval_every <= 3600:
+            parser.error(f"--eval-every must be from 0 to 3600 seconds, got {args.eval_every}")
         if not 1 <= args.threads <= 256:
             parser.error(f"--threads must be from 1 to 256, got {args.threads}")
         return Settings(
@@ -100,6 +105,7 @@ def parse_settings(argv: list[str] | None) -> Settings:
             model=ModelConfig(block_size=args.block_size, emb_dim=args.emb_dim, hidden=args.hidden, seed=args.seed),
             train=TrainConfig(batch_size=args.batch_size, lr_exponent=args.lr_exp),
             load=args.load, headless=args.headless, script=script, json=args.json, force=args.force, threads=args.threads,
+            eval_every_s=args.eval_every,
         )
     except CharMLPError as e:
         parser.error(str(e))
@@ -108,7 +114,7 @@ def parse_settings(argv: list[str] | None) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
     if settings.script is not None:  # refuse a bad script before anything is loaded
-        from core.script import parse_script
+        from core.actions import parse_script
 
         try:
             actions = parse_script(settings.script)
@@ -117,12 +123,15 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     else:
         actions = []
-    import torch
-
-    torch.set_num_threads(settings.threads)
     if settings.headless:
+        import torch
+
         from tui.headless import run_headless
 
+        torch.set_num_threads(settings.threads)
         return run_headless(settings, actions)
-    print("charmlp-tui: the interactive app is not built yet; use --headless --script \"...\"", file=sys.stderr)
-    return EXIT_USAGE
+    from tui.app import CharMLPApp  # torch loads on the app's worker thread, behind the first frame
+
+    app = CharMLPApp(settings, actions)
+    app.run()
+    return app.return_code or 0

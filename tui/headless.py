@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from core.errors import CharMLPError
-from core.script import Action, execute
+from core.actions import Action
+from core.script import execute
 from core.session import open_trainer
 from core.trainer import Progress as TrainProgress
 from core.trainer import Trainer

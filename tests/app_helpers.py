@@ -1,0 +1,31 @@
+"""Driving the real app headless: settings for a data file, and waiting for the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from tui.cli import parse_settings
+
+
+def app_settings(data: Path, *extra: str):
+    return parse_settings(["--data", str(data), *extra])
+
+
+async def settle(pilot, timeout: float = 30.0) -> None:
+    """Wait until the worker has applied every command and no job runs."""
+    app = pilot.app
+    deadline = time.monotonic() + timeout
+    while app.busy or app.snapshot is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"app still busy after {timeout}s: {app.snapshot}")
+        await asyncio.sleep(0.02)
+    await pilot.pause()
+
+
+def log_text(app) -> str:
+    """The log as one line of single-spaced words (the widget wraps long lines)."""
+    from textual.widgets import RichLog
+
+    return " ".join(" ".join(line.text for line in app.query_one(RichLog).lines).split())

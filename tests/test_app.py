@@ -1,0 +1,165 @@
+"""The real app, driven by Pilot on a small data file (App.run_test, no terminal)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app_helpers import app_settings, log_text, settle
+from tui.app import STEPS_PER_RUN, CharMLPApp
+from tui.charts import SweepChart, TrainingChart
+
+
+@pytest.fixture
+def app(small_file):
+    return CharMLPApp(app_settings(small_file))
+
+
+async def test_run_changes_step_and_loss(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert app.snapshot.step == 0 and app.snapshot.last_loss is None
+        await pilot.press("left_square_bracket", "left_square_bracket")  # 10k -> 100
+        await pilot.press("space")
+        await settle(pilot)
+        assert app.snapshot.step == STEPS_PER_RUN[0] == 100
+        assert app.snapshot.last_loss is not None and app.snapshot.last_eval.step == 100
+        assert "run 100: step 100" in log_text(app)
+        assert "minibatch" in str(app.query_one(TrainingChart).border_subtitle)
+
+
+async def test_lr_change_and_decay_apply_mid_run(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("right_square_bracket", "right_square_bracket")  # 1M steps: long enough
+        await pilot.press("space")
+        while app.snapshot.job is None:
+            await asyncio.sleep(0.01)
+        await pilot.press("up", "up", "d")
+        await asyncio.sleep(0.3)
+        await pilot.press("escape")
+        await settle(pilot)
+        trainer = app.worker.trainer
+        lrs, _ = trainer.history.tensors()
+        assert app.snapshot.job is None and 0 < trainer.step < 1_000_000
+        assert trainer.lr_exponent == pytest.approx(-1.8)
+        assert lrs[0] == pytest.approx(0.1) and lrs[-1] == pytest.approx(10**-1.8, rel=1e-5)
+        assert "stopped after" in log_text(app)
+
+
+async def test_sweep_draws_chart_and_adopt_takes_the_suggestion(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert app.check_action("adopt", ()) is None  # greyed out before any sweep
+        await pilot.press("s")
+        await settle(pilot)
+        suggestion = app.worker.trainer.sweeps[-1].suggested_exponent
+        chart = app.query_one(SweepChart)
+        assert f"suggested {suggestion:g}" in str(chart.border_title)
+        assert "┤" in str(chart.render())  # a plotext frame was drawn
+        await pilot.press("a")
+        await settle(pilot)
+        assert app.snapshot.lr_exponent == pytest.approx(suggestion)
+
+
+async def test_evaluate_sample_save_and_load(app, tmp_path):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("left_square_bracket", "left_square_bracket", "space")
+        await settle(pilot)
+        await pilot.press("e", "g")
+        await settle(pilot)
+        assert "eval at step 100: train" in log_text(app) and "sample: " in log_text(app)
+        target = tmp_path / "model.pt"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        app.screen.query_one("Input").value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert target.exists() and f"save: wrote {target}" in log_text(app)
+        await pilot.press("r")
+        await settle(pilot)
+        assert app.snapshot.step == 0
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        app.screen.query_one("Input").value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.snapshot.step == 100
+
+
+async def test_save_asks_before_overwriting_a_foreign_file(app, tmp_path):
+    other = tmp_path / "notes.txt"
+    other.write_text("keep me")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        app.screen.query_one("Input").value = str(other)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("n")
+        await settle(pilot)
+        assert other.read_text() == "keep me"
+
+
+async def test_long_actions_are_greyed_out_while_running(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("right_square_bracket", "right_square_bracket", "space")
+        while app.snapshot.job is None:
+            await asyncio.sleep(0.01)
+        for action in ("run", "sweep", "reset", "load"):
+            assert app.check_action(action, ()) is None
+        assert app.check_action("stop", ()) is True and app.check_action("decay", ()) is True
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.check_action("run", ()) is True and app.check_action("stop", ()) is None
+
+
+async def test_quit_during_a_run_stops_the_worker(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("right_square_bracket", "right_square_bracket", "space")
+        while app.snapshot.job is None:
+            await asyncio.sleep(0.01)
+        await pilot.press("q")
+        await pilot.pause()
+    assert not app.worker.thread.is_alive()
+    assert 0 < app.worker.trainer.step < 1_000_000
+
+
+async def test_help_screen_and_palette_list_the_keys(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        names = [name for name, _, _ in app.palette_commands()]
+        assert "Decay: learning rate / 10 (mid-run too)" in names and "Load a checkpoint" in names
+
+
+async def test_bad_data_file_is_an_error_notice(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"emma\n\xff\xfe\n")
+    app = CharMLPApp(app_settings(bad))
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(200):
+            if "error" in log_text(app):
+                break
+            await asyncio.sleep(0.02)
+        assert "bad.txt:2: not UTF-8" in log_text(app)
+        assert app.check_action("run", ()) is None
+        await pilot.press("q")
+
+
+async def test_too_small_terminal_says_so(app):
+    async with app.run_test(size=(30, 10)) as pilot:
+        await pilot.pause()
+        assert app.screen.has_class("too-small")
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert not app.screen.has_class("too-small")

@@ -1,0 +1,260 @@
+"""The Textual app: renders what the trainer worker posts, turns keys into worker commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.geometry import Size
+from textual.widgets import Footer, Label, ProgressBar, RichLog
+
+from core.actions import Action
+from tui.charts import SweepChart, TrainingChart
+from tui.cli import Settings
+from tui.palette import TrainerCommands
+from tui.panels import StatusPanel
+from tui.screens import ConfirmScreen, HelpScreen, PathScreen
+from tui.worker import TrainerFailed, Logged, LrStep, TrainerReady, Save, Snapshot, StateChanged, SweepFinished, TrainerWorker
+
+STEPS_PER_RUN = (100, 1_000, 10_000, 100_000, 1_000_000)
+LR_STEP = 0.1
+SAMPLES_PER_PRESS = 10
+MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
+LONG_ACTIONS = {"run", "sweep", "reset", "load"}  # not while a job runs
+ALWAYS = {"help", "quit", "command_palette", "steps"}
+
+
+class CharMLPApp(App):
+    TITLE = "charmlp-tui"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {TrainerCommands}
+    BINDINGS = [
+        Binding("space,enter", "run", "run N", key_display="space"),
+        Binding("s", "sweep", "sweep"),
+        Binding("a", "adopt", "adopt"),
+        Binding("up,plus", "lr(1)", "LR+", key_display="↑"),
+        Binding("down,minus", "lr(-1)", "LR-", key_display="↓"),
+        Binding("right_square_bracket", "steps(1)", "N+", key_display="]", show=False),
+        Binding("left_square_bracket", "steps(-1)", "N-", key_display="[", show=False),
+        Binding("d", "decay", "decay"),
+        Binding("e", "evaluate", "eval"),
+        Binding("g", "sample", "sample"),
+        Binding("r", "reset", "reset"),
+        Binding("ctrl+s", "save", "save", show=False),
+        Binding("ctrl+o", "load", "load", show=False),
+        Binding("escape", "stop", "stop"),
+        Binding("f1,question_mark", "help", "help", key_display="?"),
+        Binding("q", "quit", "quit"),
+    ]
+    HELP = [  # (key, what it does): the help screen and the command palette
+        ("space / enter", "run N steps at the current learning rate", "run"),
+        ("[ / ]", "N smaller / larger (100, 1k, 10k, 100k, 1M)", "steps(1)"),
+        ("↑ / + and ↓ / -", "learning-rate exponent +0.1 / -0.1 (mid-run too)", "lr(1)"),
+        ("d", "decay: learning rate / 10 (mid-run too)", "decay"),
+        ("s", "LR sweep from the current parameters (restored afterwards)", "sweep"),
+        ("a", "adopt the sweep's suggested exponent", "adopt"),
+        ("e", "exact full train and dev loss now", "evaluate"),
+        ("g", f"sample {SAMPLES_PER_PRESS} names", "sample"),
+        ("r", "reset: new parameters from the seed, history cleared", "reset"),
+        ("ctrl+s / ctrl+o", "save / load a checkpoint", "save"),
+        ("escape", "stop the running job at the next chunk boundary", "stop"),
+        ("ctrl+p", "command palette", "command_palette"),
+        ("? / F1", "this help", "help"),
+        ("q", "quit (stops a run cleanly)", "quit"),
+    ]
+
+    def __init__(self, settings: Settings, actions: list[Action] | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.startup_actions = actions or []
+        self.worker = TrainerWorker(self, settings)
+        self.snapshot: Snapshot | None = None
+        self.commands_sent = 0
+        self.steps_index = STEPS_PER_RUN.index(10_000)
+        self.last_path = "charmlp.pt"
+        self.saved_paths: set[Path] = set()
+
+    # ---- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield StatusPanel(id="status")
+            with Vertical(id="charts"):
+                yield TrainingChart(id="training")
+                yield SweepChart(id="sweep")
+        with Horizontal(id="progress-row"):
+            yield ProgressBar(id="progress", total=1, show_eta=False)
+            yield Label("", id="rate")
+        log = RichLog(id="log", max_lines=1000, wrap=True, markup=False)
+        log.can_focus = False  # otherwise it takes focus and eats up/down, the LR keys
+        yield log
+        yield Label("", id="too-small")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(StatusPanel).loading = True
+        self.log_line("loading torch and building the dataset…")
+        self.worker.start()
+        self._check_size(self.size)
+
+    def on_resize(self, event: Resize) -> None:
+        self._check_size(event.size)
+        self.call_after_refresh(self.redraw_charts)
+
+    def _check_size(self, size: Size) -> None:
+        small = size.width < MIN_SIZE[0] or size.height < MIN_SIZE[1]
+        self.screen.set_class(small, "too-small")
+        self.query_one("#too-small", Label).update(
+            f"Terminal too small ({size.width}x{size.height}); charmlp-tui needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}."
+        )
+
+    def redraw_charts(self) -> None:
+        self.query_one(TrainingChart).redraw()
+        self.query_one(SweepChart).redraw()
+
+    # ---- messages from the worker -----------------------------------------------------------
+    def on_trainer_ready(self, message: TrainerReady) -> None:
+        status = self.query_one(StatusPanel)
+        status.trainer, status.bigram = message.trainer, message.bigram
+        status.loading = False
+        self.query_one(TrainingChart).trainer = message.trainer
+        ds = message.trainer.dataset
+        self.log_line(f"ready: {ds.source}, {ds.n_words:,} words, {message.trainer.n_params:,} parameters. "
+                      "Press s to sweep the learning rate, space to run, ? for help.")
+        for action in self.startup_actions:
+            self.send(action)
+
+    def on_trainer_failed(self, message: TrainerFailed) -> None:
+        self.query_one(StatusPanel).loading = False
+        self.log_line(f"error: {message.error}", error=True)
+        self.notify(message.error, title="cannot start", severity="error", timeout=30)
+
+    def on_state_changed(self, message: StateChanged) -> None:
+        previous, self.snapshot = self.snapshot, message.snapshot
+        s = message.snapshot
+        self.query_one(StatusPanel).show(s, STEPS_PER_RUN[self.steps_index])
+        bar = self.query_one(ProgressBar)
+        rate = self.query_one("#rate", Label)
+        if s.job:
+            bar.update(total=s.total, progress=s.done)
+            left = f", {(s.total - s.done) / s.rate:,.0f} s left" if s.rate else ""
+            rate.update(f"{s.job}: {s.rate:,.0f} steps/s{left}" if s.rate else s.job)
+        elif previous is not None and previous.job:
+            bar.update(total=previous.total or None, progress=previous.total)
+            rate.update(f"done: {previous.job}")
+        if previous is None or s.history_len != previous.history_len or s.last_eval != previous.last_eval:
+            self.query_one(TrainingChart).redraw()
+        if previous is None or previous.job != s.job or s.commands_done != previous.commands_done:
+            self.refresh_bindings()
+
+    def on_logged(self, message: Logged) -> None:
+        self.log_line(message.text, message.error)
+        if message.error:
+            self.notify(message.text, severity="error", timeout=8)
+
+    def on_sweep_finished(self, _: SweepFinished) -> None:
+        trainer = self.query_one(StatusPanel).trainer
+        self.query_one(SweepChart).show_result(trainer.sweeps[-1])
+        self.refresh_bindings()
+
+    def log_line(self, text: str, error: bool = False) -> None:
+        self.query_one(RichLog).write(f"✗ {text}" if error else text)
+
+    # ---- commands to the worker -------------------------------------------------------------
+    def send(self, command) -> None:
+        self.commands_sent += 1
+        self.worker.send(command)
+        self.refresh_bindings()
+
+    @property
+    def busy(self) -> bool:
+        """A job runs, or commands sent are not all applied yet."""
+        s = self.snapshot
+        return s is None or s.job is not None or s.commands_done < self.commands_sent
+
+    def suggestion(self) -> float | None:
+        trainer = self.query_one(StatusPanel).trainer
+        return trainer.sweeps[-1].suggested_exponent if trainer and trainer.sweeps else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ALWAYS:
+            return True
+        if self.snapshot is None:  # still loading
+            return None
+        if action in LONG_ACTIONS:
+            return None if self.busy else True
+        if action == "stop":
+            return True if self.snapshot.job else None
+        if action == "adopt":
+            return True if self.suggestion() is not None else None
+        return True
+
+    def action_run(self) -> None:
+        self.send(Action("run", (STEPS_PER_RUN[self.steps_index],)))
+
+    def action_sweep(self) -> None:
+        self.send(Action("sweep"))
+
+    def action_adopt(self) -> None:
+        if (suggestion := self.suggestion()) is not None:
+            self.send(Action("lr", (suggestion,)))
+
+    def action_lr(self, direction: int) -> None:
+        self.send(LrStep(direction * LR_STEP))
+
+    def action_steps(self, direction: int) -> None:
+        self.steps_index = min(max(self.steps_index + direction, 0), len(STEPS_PER_RUN) - 1)
+        self.query_one(StatusPanel).show(steps_per_run=STEPS_PER_RUN[self.steps_index])
+
+    def action_decay(self) -> None:
+        self.send(Action("decay"))
+
+    def action_evaluate(self) -> None:
+        self.send(Action("eval"))
+
+    def action_sample(self) -> None:
+        self.send(Action("sample", (SAMPLES_PER_PRESS,)))
+
+    def action_reset(self) -> None:
+        self.send(Action("reset"))
+
+    def action_stop(self) -> None:
+        self.worker.stop()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen([(key, text) for key, text, _ in self.HELP]))
+
+    def palette_commands(self) -> list[tuple[str, str, str]]:
+        return [(text[0].upper() + text[1:], action, f"key: {key}") for key, text, action in self.HELP
+                if action not in ("command_palette", "help")] + [("Load a checkpoint", "load", "key: ctrl+o")]
+
+    def action_save(self) -> None:
+        def chosen(path: Path | None) -> None:
+            if path is None:
+                return
+            if path.exists() and path.resolve() not in self.saved_paths:
+                self.push_screen(ConfirmScreen(f"{path} exists. Overwrite it?"),
+                                 lambda yes: self._save(path, force=True) if yes else None)
+            else:
+                self._save(path, force=False)
+
+        self.push_screen(PathScreen("Save checkpoint to:", self.last_path), chosen)
+
+    def _save(self, path: Path, force: bool) -> None:
+        self.last_path = str(path)
+        self.saved_paths.add(path.resolve())
+        self.send(Save(path, force))
+
+    def action_load(self) -> None:
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.last_path = str(path)
+                self.send(Action("load", (str(path),)))
+
+        self.push_screen(PathScreen("Load checkpoint from:", self.last_path), chosen)
+
+    async def action_quit(self) -> None:
+        self.worker.shutdown()
+        self.exit()

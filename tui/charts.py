@@ -1,0 +1,111 @@
+"""Charts drawn with plotext 6 into Textual widgets, sized to the widget, redrawn on demand.
+
+plotext 6's public figure API builds a character matrix we turn into rich Text; no private
+plotext module is touched (the reason we do not use textual-plotext, see README).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import plotext
+from rich.text import Text
+from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from core.sweep import SweepResult
+    from core.trainer import Trainer
+
+MIN_WIDTH, MIN_HEIGHT = 20, 5  # below this a chart says so instead of drawing garbage
+
+
+def _new_figure(width: int, height: int):
+    """The shared plotext figure, cleared and sized. Only the UI thread draws, one chart at a time."""
+    figure = plotext.figure
+    figure.clear()
+    figure.theme("simple")  # no colours on the frame: the widget's theme shows through
+    figure.plot_size(width, height)
+    return figure
+
+
+def _line(figure, xs: list[float], ys: list[float]):
+    signal = figure.signal(xs, ys)
+    signal.lines()
+    figure.draw(signal)
+    return signal
+
+
+class TrainingChart(Static):
+    """log10 minibatch loss against step, with the periodic full-split losses on top."""
+
+    DEFAULT_CLASSES = "chart"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.trainer: Trainer | None = None
+        self.border_title = "training: log10 loss vs step"
+        self.border_subtitle = "minibatch · train ● dev ◆"
+
+    def redraw(self) -> None:
+        self.update(self._draw())
+
+    def _draw(self) -> Text:
+        w, h = self.content_size.width, self.content_size.height
+        if self.trainer is None or w < MIN_WIDTH or h < MIN_HEIGHT:
+            return Text("(too small)" if self.trainer else "")
+        steps, losses = self.trainer.history.downsampled(max(8, 2 * w))
+        if not steps:
+            return Text("No steps yet: press space to run.", style="dim")
+        figure = _new_figure(w, h)
+        log_losses = [math.log10(max(v, 1e-9)) for v in losses]
+        _line(figure, steps, log_losses)
+        if len(log_losses) > 20:  # the first steps from init (loss ~20) would flatten the rest
+            tail = log_losses[len(log_losses) // 20 :]
+            figure.ruler("y").lim(min(log_losses), max(tail) + 0.05 * (max(tail) - min(log_losses) or 1))
+        evals = list(self.trainer.evals)
+        for attribute, marker in (("train", "●"), ("dev", "◆")):
+            points = [(e.step, getattr(e, attribute)) for e in evals if getattr(e, attribute)]
+            if points:
+                signal = figure.signal([p[0] for p in points], [math.log10(p[1]) for p in points], marker=marker)
+                figure.draw(signal)
+        return Text.from_ansi(figure.build().string())
+
+
+class SweepChart(Static):
+    """Loss against LR exponent for the latest sweep: raw, smoothed, and the suggestion marked."""
+
+    DEFAULT_CLASSES = "chart"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.result: SweepResult | None = None
+        self.border_title = "LR sweep: loss vs lr exponent"
+
+    def show_result(self, result: SweepResult) -> None:
+        self.result = result
+        suggestion = result.suggested_exponent
+        self.border_title = (f"LR sweep at step {result.at_step}: suggested {suggestion:g}" if suggestion is not None
+                             else f"LR sweep at step {result.at_step}: no suggestion")
+        self.border_subtitle = "raw · smoothed ▲ suggested │"
+        self.redraw()
+
+    def redraw(self) -> None:
+        self.update(self._draw())
+
+    def _draw(self) -> Text:
+        w, h = self.content_size.width, self.content_size.height
+        if self.result is None:
+            return Text("No sweep yet: press s.", style="dim")
+        if w < MIN_WIDTH or h < MIN_HEIGHT:
+            return Text("(too small)")
+        r = self.result
+        if len(r.losses) < 2:
+            return Text("The sweep stopped before two steps.", style="dim")
+        figure = _new_figure(w, h)
+        _line(figure, r.exponents, r.losses)
+        _line(figure, r.exponents, r.smoothed)
+        if r.suggested_exponent is not None:
+            low, high = min(r.losses), max(r.losses)
+            _line(figure, [r.suggested_exponent] * 2, [low, high])
+        return Text.from_ansi(figure.build().string())

@@ -1,0 +1,97 @@
+"""Modal screens: help (F1 / ?), a path prompt for save and load, and a yes/no question."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Markdown
+
+from core.actions import VERBS
+
+
+def help_markdown(bindings: list[tuple[str, str]]) -> str:
+    keys = "\n".join(f"| `{key}` | {text} |" for key, text in bindings)
+    verbs = "\n".join(f"| `{usage}` | {text} |" for usage, text in VERBS.values())
+    return f"""# charmlp-tui
+
+Train makemore part 2's character-level MLP and find its learning rate.
+Keys work while a run goes on: LR changes and decay apply at the next chunk boundary
+(every 200 steps). Greyed-out keys make no sense right now (e.g. run while running).
+
+| key | action |
+|---|---|
+{keys}
+
+## Finding a learning rate
+1. `s` sweeps the LR from 10^-3 to 10^0, one step each, from the current parameters
+   (restored afterwards), and marks a suggestion on the chart.
+2. `a` adopts the suggestion; `space` runs N steps (`[` `]` change N); watch the loss.
+3. When the loss flattens, `d` decays the LR by 10 and runs on; `e` measures the full loss.
+
+## Headless script actions (`charmlp-tui --headless --script "…"`)
+| action | meaning |
+|---|---|
+{verbs}
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "close")]
+
+    def __init__(self, bindings: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.text = help_markdown(bindings)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help"):
+            yield Markdown(self.text)
+
+    def action_dismiss(self) -> None:
+        self.dismiss(None)
+
+
+class PathScreen(ModalScreen[Path | None]):
+    """Ask for a file path; dismisses with the path, or None on escape."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, prompt: str, default: str) -> None:
+        super().__init__()
+        self.prompt, self.default = prompt, default
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.prompt)
+            yield Input(value=self.default, id="path")
+            yield Label("enter: confirm · escape: cancel", classes="hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        value = event.value.strip()
+        self.dismiss(Path(value).expanduser() if value else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [Binding("escape,n", "answer(False)", "no"), Binding("y", "answer(True)", "yes")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Grid(classes="dialog confirm"):
+            yield Label(self.question, id="question")
+            yield Button("Yes (y)", variant="warning", id="yes")
+            yield Button("No (n)", variant="primary", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)

@@ -1,0 +1,219 @@
+"""The one thread that owns the Trainer. The UI sends it commands and renders what it posts back.
+
+Commands queue up while the worker is idle; while a run or sweep is going, the cheap ones (LR
+changes, decay, evaluation, samples, save) are applied at the next chunk boundary, which is the
+point of the tool: decay mid-run. The worker posts a Snapshot at most ~10 times a second, never
+once per step, and never touches a widget.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual.message import Message
+
+from core.actions import Action
+from core.errors import CharMLPError
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+    from core.trainer import Progress, Trainer
+    from tui.cli import Settings
+
+SNAPSHOT_INTERVAL_S = 0.1  # ~10 Hz
+BOUNDARY_VERBS = {"lr", "decay", "eval", "sample", "save"}  # cheap: applied mid-run at a chunk boundary
+
+
+@dataclass(frozen=True)
+class LrStep:
+    delta: float  # change of the LR exponent, applied to whatever it is when the command arrives
+
+
+@dataclass(frozen=True)
+class Save:
+    path: Path
+    force: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the status panel and progress bar show; built on the worker thread."""
+
+    step: int
+    lr_exponent: float
+    last_loss: float | None  # latest minibatch loss
+    last_eval: Any  # core.history.EvalPoint | None
+    job: str | None  # the action running now, e.g. "run 10000"
+    done: int = 0
+    total: int = 0
+    rate: float = 0.0  # steps per second of the running job
+    history_len: int = 0
+    commands_done: int = 0  # commands the worker has finished, for the UI's "is it busy" check
+
+
+class TrainerReady(Message):
+    def __init__(self, trainer: Trainer, bigram: float | None) -> None:
+        super().__init__()
+        self.trainer, self.bigram = trainer, bigram
+
+
+class TrainerFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class StateChanged(Message):
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, StateChanged)  # only the newest state matters
+
+
+class Logged(Message):
+    def __init__(self, text: str, error: bool = False) -> None:
+        super().__init__()
+        self.text, self.error = text, error
+
+
+class SweepFinished(Message):
+    pass
+
+
+class TrainerWorker:
+    def __init__(self, app: App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.eval_every_s = settings.eval_every_s
+        self.commands: queue.Queue = queue.Queue()
+        self.stop_job = threading.Event()
+        self.trainer: Trainer | None = None
+        self._job: str | None = None
+        self._commands_done = 0
+        self._last_post = 0.0
+        self._last_eval = 0.0
+        self._eval_cost = 0.0
+        self.thread = threading.Thread(target=self._main, name="charmlp-trainer", daemon=True)
+
+    # ---- UI thread side ----------------------------------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+
+    def send(self, command: Action | LrStep | Save) -> None:
+        self.commands.put(command)
+
+    def stop(self) -> None:
+        """Stop the running job at its next chunk boundary."""
+        self.stop_job.set()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self.stop_job.set()
+        self.commands.put(None)
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+
+    # ---- worker thread -------------------------------------------------------------------------
+    def _main(self) -> None:
+        import torch
+
+        from core.session import open_trainer
+
+        torch.set_num_threads(self.settings.threads)
+        s = self.settings
+        try:
+            self.trainer = open_trainer(s.data, s.model, s.train, s.load)
+        except CharMLPError as e:
+            self.app.post_message(TrainerFailed(str(e)))
+            return
+        self.trainer.counts("train"), self.trainer.counts("dev")  # precompute evaluation once, here
+        self.app.post_message(TrainerReady(self.trainer, self.trainer.bigram_dev_loss()))
+        self._post_state(force=True)
+        while (command := self.commands.get()) is not None:
+            self.stop_job.clear()
+            self._apply(command)
+            self._commands_done += 1
+            self._post_state(force=True)
+
+    def _apply(self, command: Action | LrStep | Save, during_job: bool = False) -> None:
+        from core.script import execute
+
+        trainer, force = self.trainer, False
+        if isinstance(command, LrStep):
+            command = Action("lr", (round(trainer.lr_exponent + command.delta, 6),))
+        elif isinstance(command, Save):
+            command, force = Action("save", (str(command.path),)), command.force
+        if during_job and command.verb not in BOUNDARY_VERBS:
+            self._log(f"{command}: ignored, {self._job} is running (press escape to stop it)", error=True)
+            return
+        long = command.verb in ("run", "sweep")
+        if long:
+            self._job = str(command)
+        try:
+            outcome = execute(trainer, command, self._on_progress, self.stop_job.is_set, force=force)
+        except CharMLPError as e:
+            self._log(f"{command}: {e}", error=True)
+            return
+        except Exception as e:  # a bug must not kill the thread that owns the model
+            self._log(f"{command}: internal error {type(e).__name__}: {e}", error=True)
+            return
+        finally:
+            if long:
+                self._job = None
+        self._log(outcome.summary, error=bool(outcome.run and outcome.run.divergence))
+        if outcome.sweep is not None:
+            self.app.post_message(SweepFinished())
+        if command.verb == "run" and outcome.run and outcome.run.steps:
+            self._evaluate_now()
+
+    def _on_progress(self, progress: Progress) -> None:
+        """At every chunk boundary: apply waiting commands, evaluate now and then, post state."""
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                break
+            if command is None:  # quitting: stop the job, then leave the loop
+                self.stop_job.set()
+                self.commands.put(None)
+                break
+            self._apply(command, during_job=True)
+            self._commands_done += 1
+        if progress.kind == "run" and self.eval_every_s > 0:
+            # evaluation costs at most ~5% of the time: never sooner than 20x its own duration
+            if time.monotonic() - self._last_eval >= max(self.eval_every_s, 20 * self._eval_cost):
+                self._evaluate_now()
+        self._post_state(progress=progress)
+
+    def _evaluate_now(self) -> None:
+        t0 = time.monotonic()
+        self.trainer.evaluate()
+        self._eval_cost = time.monotonic() - t0
+        self._last_eval = time.monotonic()
+
+    def _post_state(self, progress: Progress | None = None, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_post < SNAPSHOT_INTERVAL_S:
+            return
+        self._last_post = now
+        t = self.trainer
+        evals = t.evals
+        snapshot = Snapshot(
+            step=t.step, lr_exponent=t.lr_exponent,
+            last_loss=progress.loss if progress else t.history.last(),
+            last_eval=evals[-1] if evals else None, job=self._job,
+            done=progress.done if progress else 0, total=progress.total if progress else 0,
+            rate=progress.done / progress.elapsed_s if progress and progress.elapsed_s > 0 else 0.0,
+            history_len=len(t.history), commands_done=self._commands_done,
+        )
+        self.app.post_message(StateChanged(snapshot))
+
+    def _log(self, text: str, error: bool = False) -> None:
+        self.app.post_message(Logged(text, error))
