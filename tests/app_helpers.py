@@ -17,7 +17,7 @@ async def settle(pilot, timeout: float = 30.0) -> None:
     """Wait until the worker has applied every command and no job runs."""
     app = pilot.app
     deadline = time.monotonic() + timeout
-    while app.busy or app.snapshot is None:
+    while app.busy or app.snapshot is None or not app.worker.commands.empty() or app.worker.working:
         if time.monotonic() > deadline:
             raise TimeoutError(f"app still busy after {timeout}s: {app.snapshot}")
         await asyncio.sleep(0.02)

@@ -58,9 +58,10 @@ async def test_sweep_draws_chart_and_adopt_takes_the_suggestion(app):
         chart = app.query_one(SweepChart)
         assert f"suggested {suggestion:g}" in str(chart.border_title)
         assert "┤" in str(chart.render())  # a plotext frame was drawn
-        await pilot.press("a")
+        await pilot.press("left_square_bracket", "left_square_bracket", "a", "space")  # no wait between a and run
         await settle(pilot)
         assert app.snapshot.lr_exponent == pytest.approx(suggestion)
+        assert app.snapshot.step == 100
 
 
 async def test_evaluate_sample_save_and_load(app, tmp_path):

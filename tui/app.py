@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from textual.app import App, ComposeResult
@@ -24,6 +25,7 @@ LR_STEP = 0.1
 SAMPLES_PER_PRESS = 10
 MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
 LONG_ACTIONS = {"run", "sweep", "reset", "load"}  # not while a job runs
+CHART_INTERVAL_S = 0.5  # during a job: every UI redraw takes the GIL from the training thread
 ALWAYS = {"help", "quit", "command_palette", "steps"}
 
 
@@ -72,10 +74,11 @@ class CharMLPApp(App):
         self.startup_actions = actions or []
         self.worker = TrainerWorker(self, settings)
         self.snapshot: Snapshot | None = None
-        self.commands_sent = 0
+        self.long_sent = 0
         self.steps_index = STEPS_PER_RUN.index(10_000)
         self.last_path = "charmlp.pt"
         self.saved_paths: set[Path] = set()
+        self.chart_drawn_at = 0.0
 
     # ---- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -144,9 +147,12 @@ class CharMLPApp(App):
         elif previous is not None and previous.job:
             bar.update(total=previous.total or None, progress=previous.total)
             rate.update(f"done: {previous.job}")
-        if previous is None or s.history_len != previous.history_len or s.last_eval != previous.last_eval:
+        changed = previous is None or s.history_len != previous.history_len or s.last_eval != previous.last_eval
+        now = time.monotonic()
+        if changed and (s.job is None or now - self.chart_drawn_at >= CHART_INTERVAL_S):
+            self.chart_drawn_at = now
             self.query_one(TrainingChart).redraw()
-        if previous is None or previous.job != s.job or s.commands_done != previous.commands_done:
+        if previous is None or previous.job != s.job or s.long_started != previous.long_started:
             self.refresh_bindings()
 
     def on_logged(self, message: Logged) -> None:
@@ -164,15 +170,16 @@ class CharMLPApp(App):
 
     # ---- commands to the worker -------------------------------------------------------------
     def send(self, command) -> None:
-        self.commands_sent += 1
+        if isinstance(command, Action) and command.verb in LONG_ACTIONS:
+            self.long_sent += 1
         self.worker.send(command)
         self.refresh_bindings()
 
     @property
     def busy(self) -> bool:
-        """A job runs, or commands sent are not all applied yet."""
+        """A job runs, or a long command sent is not taken up yet (quick ones just queue before it)."""
         s = self.snapshot
-        return s is None or s.job is not None or s.commands_done < self.commands_sent
+        return s is None or s.job is not None or s.long_started < self.long_sent
 
     def suggestion(self) -> float | None:
         trainer = self.query_one(StatusPanel).trainer

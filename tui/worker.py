@@ -54,7 +54,7 @@ class Snapshot:
     total: int = 0
     rate: float = 0.0  # steps per second of the running job
     history_len: int = 0
-    commands_done: int = 0  # commands the worker has finished, for the UI's "is it busy" check
+    long_started: int = 0  # long commands (run, sweep, reset, load) the worker has taken up
 
 
 class TrainerReady(Message):
@@ -97,7 +97,8 @@ class TrainerWorker:
         self.stop_job = threading.Event()
         self.trainer: Trainer | None = None
         self._job: str | None = None
-        self._commands_done = 0
+        self._long_started = 0
+        self.working = False  # applying a command taken from the queue (read by tests and benchmarks)
         self._last_post = 0.0
         self._last_eval = 0.0
         self._eval_cost = 0.0
@@ -137,9 +138,10 @@ class TrainerWorker:
         self.app.post_message(TrainerReady(self.trainer, self.trainer.bigram_dev_loss()))
         self._post_state(force=True)
         while (command := self.commands.get()) is not None:
+            self.working = True
             self.stop_job.clear()
             self._apply(command)
-            self._commands_done += 1
+            self.working = False
             self._post_state(force=True)
 
     def _apply(self, command: Action | LrStep | Save, during_job: bool = False) -> None:
@@ -150,6 +152,8 @@ class TrainerWorker:
             command = Action("lr", (round(trainer.lr_exponent + command.delta, 6),))
         elif isinstance(command, Save):
             command, force = Action("save", (str(command.path),)), command.force
+        if command.verb not in BOUNDARY_VERBS:
+            self._long_started += 1
         if during_job and command.verb not in BOUNDARY_VERBS:
             self._log(f"{command}: ignored, {self._job} is running (press escape to stop it)", error=True)
             return
@@ -185,7 +189,6 @@ class TrainerWorker:
                 self.commands.put(None)
                 break
             self._apply(command, during_job=True)
-            self._commands_done += 1
         if progress.kind == "run" and self.eval_every_s > 0:
             # evaluation costs at most ~5% of the time: never sooner than 20x its own duration
             if time.monotonic() - self._last_eval >= max(self.eval_every_s, 20 * self._eval_cost):
@@ -211,7 +214,7 @@ class TrainerWorker:
             last_eval=evals[-1] if evals else None, job=self._job,
             done=progress.done if progress else 0, total=progress.total if progress else 0,
             rate=progress.done / progress.elapsed_s if progress and progress.elapsed_s > 0 else 0.0,
-            history_len=len(t.history), commands_done=self._commands_done,
+            history_len=len(t.history), long_started=self._long_started,
         )
         self.app.post_message(StateChanged(snapshot))
 

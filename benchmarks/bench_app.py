@@ -1,0 +1,69 @@
+"""Training driven through the app (headless App.run_test) against the core alone, same process.
+
+    python benchmarks/bench_app.py [--data ../shared/data/names.txt] [--steps 100000] [--repeats 3]
+
+The app's figure is the rate its worker reports for one `run` pressed with space, with the UI
+live: snapshots at ~10 Hz, charts redrawn, periodic evaluation every second. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from core.config import DataConfig, ModelConfig, TrainConfig
+from core.session import open_trainer
+from tui.app import STEPS_PER_RUN, CharMLPApp
+from tui.cli import parse_settings
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
+
+
+async def app_rate(data: Path | None, steps: int) -> float:
+    app = CharMLPApp(parse_settings(["--data", str(data)] if data else []))
+    async with app.run_test(size=(160, 48)) as pilot:
+        while app.snapshot is None:
+            await asyncio.sleep(0.02)
+        app.steps_index = STEPS_PER_RUN.index(steps)
+        await pilot.press("space")
+        while app.busy:
+            await asyncio.sleep(0.02)
+        # the run's own rate (steps over time in training steps) is in its log line
+        line = next(line.text for line in reversed(app.query_one("RichLog").lines) if "steps/s" in line.text)
+        await pilot.press("q")
+    return _rate(line)
+
+
+def _rate(line: str) -> float:
+    """'run 100000: step 100000, minibatch loss 2.3, 12,345 steps/s' -> 12345.0"""
+    return float(line.split(" steps/s")[0].rsplit(" ", 1)[1].replace(",", ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA if DEFAULT_DATA.exists() else None)
+    parser.add_argument("--steps", type=int, default=100_000, choices=STEPS_PER_RUN)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    trainer = open_trainer(DataConfig(path=args.data), ModelConfig(), TrainConfig())
+    core_rates, app_rates = [], []
+    for _ in range(args.repeats):
+        trainer.reset()
+        t0 = time.perf_counter()
+        result = trainer.run(args.steps)
+        core_rates.append(result.steps / (time.perf_counter() - t0))
+        app_rates.append(asyncio.run(app_rate(args.data, args.steps)))
+    core, app = statistics.median(core_rates), statistics.median(app_rates)
+    print(f"run {args.steps:,} steps, emb 2 / hidden 100 / batch 32, median of {args.repeats}")
+    print(f"core alone      {core:>10,.0f} steps/s")
+    print(f"through the app {app:>10,.0f} steps/s   ({app / core:.0%} of core)")
+
+
+if __name__ == "__main__":
+    main()
