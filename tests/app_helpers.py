@@ -24,6 +24,13 @@ async def settle(pilot, timeout: float = 30.0) -> None:
     await pilot.pause()
 
 
+async def start_long_run(pilot) -> None:
+    """Press run with N at 1M steps and wait until the worker has taken the job up."""
+    await pilot.press("right_square_bracket", "right_square_bracket", "space")
+    while pilot.app.snapshot.job is None:
+        await asyncio.sleep(0.01)
+
+
 def log_text(app) -> str:
     """The log as one line of single-spaced words (the widget wraps long lines)."""
     from textual.widgets import RichLog

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app_helpers import app_settings, log_text, settle
+from app_helpers import app_settings, log_text, settle, start_long_run
 from tui.app import STEPS_PER_RUN, CharMLPApp
 from tui.charts import SweepChart, TrainingChart
 
@@ -32,10 +32,7 @@ async def test_run_changes_step_and_loss(app):
 async def test_lr_change_and_decay_apply_mid_run(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        await pilot.press("right_square_bracket", "right_square_bracket")  # 1M steps: long enough
-        await pilot.press("space")
-        while app.snapshot.job is None:
-            await asyncio.sleep(0.01)
+        await start_long_run(pilot)
         await pilot.press("up", "up", "d")
         await asyncio.sleep(0.3)
         await pilot.press("escape")
@@ -108,9 +105,7 @@ async def test_save_asks_before_overwriting_a_foreign_file(app, tmp_path):
 async def test_long_actions_are_greyed_out_while_running(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        await pilot.press("right_square_bracket", "right_square_bracket", "space")
-        while app.snapshot.job is None:
-            await asyncio.sleep(0.01)
+        await start_long_run(pilot)
         for action in ("run", "sweep", "reset", "load"):
             assert app.check_action(action, ()) is None
         assert app.check_action("stop", ()) is True and app.check_action("decay", ()) is True
@@ -122,9 +117,7 @@ async def test_long_actions_are_greyed_out_while_running(app):
 async def test_quit_during_a_run_stops_the_worker(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        await pilot.press("right_square_bracket", "right_square_bracket", "space")
-        while app.snapshot.job is None:
-            await asyncio.sleep(0.01)
+        await start_long_run(pilot)
         await pilot.press("q")
         await pilot.pause()
     assert not app.worker.thread.is_alive()
