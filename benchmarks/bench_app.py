@@ -31,8 +31,8 @@ async def app_rate(data: Path | None, steps: int) -> float:
             await asyncio.sleep(0.02)
         app.steps_index = STEPS_PER_RUN.index(steps)
         await pilot.press("space")
-        while app.busy:
-            await asyncio.sleep(0.02)
+        while app.busy:  # poll slowly: the harness's own wake-ups would take the GIL from training too
+            await asyncio.sleep(0.25)
         # the run's own rate (steps over time in training steps) is in its log line
         line = next(line.text for line in reversed(app.query_one("RichLog").lines) if "steps/s" in line.text)
         await pilot.press("q")

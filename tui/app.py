@@ -25,7 +25,7 @@ LR_STEP = 0.1
 SAMPLES_PER_PRESS = 10
 MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
 LONG_ACTIONS = {"run", "sweep", "reset", "load"}  # not while a job runs
-CHART_INTERVAL_S = 0.5  # during a job: every UI redraw takes the GIL from the training thread
+CHART_INTERVAL_S = 1.0  # during a job: every UI redraw takes the GIL from the training thread
 ALWAYS = {"help", "quit", "command_palette", "steps"}
 
 
@@ -79,6 +79,7 @@ class CharMLPApp(App):
         self.last_path = "charmlp.pt"
         self.saved_paths: set[Path] = set()
         self.chart_drawn_at = 0.0
+        self.chart_shows: tuple | None = None  # (history length, last evaluation) last drawn
 
     # ---- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -143,14 +144,16 @@ class CharMLPApp(App):
         if s.job:
             bar.update(total=s.total, progress=s.done)
             left = f", {(s.total - s.done) / s.rate:,.0f} s left" if s.rate else ""
-            rate.update(f"{s.job}: {s.rate:,.0f} steps/s{left}" if s.rate else s.job)
+            rate.update(f"{s.job}: {s.rate:,.0f} steps/s{left}" if s.rate else s.job, layout=False)
         elif previous is not None and previous.job:
             bar.update(total=previous.total or None, progress=previous.total)
             rate.update(f"done: {previous.job}")
-        changed = previous is None or s.history_len != previous.history_len or s.last_eval != previous.last_eval
+        # compare with what the chart shows, not with the previous snapshot: a redraw skipped
+        # during a job for the rate limit must still happen when the job ends
+        shown = (s.history_len, s.last_eval)
         now = time.monotonic()
-        if changed and (s.job is None or now - self.chart_drawn_at >= CHART_INTERVAL_S):
-            self.chart_drawn_at = now
+        if shown != self.chart_shows and (s.job is None or now - self.chart_drawn_at >= CHART_INTERVAL_S):
+            self.chart_drawn_at, self.chart_shows = now, shown
             self.query_one(TrainingChart).redraw()
         if previous is None or previous.job != s.job or s.long_started != previous.long_started:
             self.refresh_bindings()

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from core.trainer import Trainer
 
 MIN_WIDTH, MIN_HEIGHT = 20, 5  # below this a chart says so instead of drawing garbage
+RAW, TRAIN, DEV, SUGGESTED = 8, "cyan", "yellow", "red"  # ANSI colours: Textual maps them to its theme
+RAW_MARKUP = "bright_black"  # ANSI 8, as markup for the legend
+
+plotext.terminal.limit(False, False)  # the widget decides the size, not the terminal plotext finds (80x24 in tests)
 
 
 def _new_figure(width: int, height: int):
@@ -29,8 +33,8 @@ def _new_figure(width: int, height: int):
     return figure
 
 
-def _line(figure, xs: list[float], ys: list[float]):
-    signal = figure.signal(xs, ys)
+def _line(figure, xs: list[float], ys: list[float], color: str | int | None = None):
+    signal = figure.signal(xs, ys, marker=plotext.marker("hd", pixel=color) if color is not None else None)
     signal.lines()
     figure.draw(signal)
     return signal
@@ -45,10 +49,10 @@ class TrainingChart(Static):
         super().__init__(**kwargs)
         self.trainer: Trainer | None = None
         self.border_title = "training: log10 loss vs step"
-        self.border_subtitle = "minibatch · train ● dev ◆"
+        self.border_subtitle = f"minibatch · [{TRAIN}]● train[/] · [{DEV}]◆ dev[/]"
 
     def redraw(self) -> None:
-        self.update(self._draw())
+        self.update(self._draw(), layout=False)  # sized by app.tcss, not by what it draws
 
     def _draw(self) -> Text:
         w, h = self.content_size.width, self.content_size.height
@@ -64,11 +68,11 @@ class TrainingChart(Static):
             tail = log_losses[len(log_losses) // 20 :]
             figure.ruler("y").lim(min(log_losses), max(tail) + 0.05 * (max(tail) - min(log_losses) or 1))
         evals = list(self.trainer.evals)
-        for attribute, marker in (("train", "●"), ("dev", "◆")):
+        for attribute, symbol, color in (("train", "●", TRAIN), ("dev", "◆", DEV)):
             points = [(e.step, getattr(e, attribute)) for e in evals if getattr(e, attribute)]
             if points:
-                signal = figure.signal([p[0] for p in points], [math.log10(p[1]) for p in points], marker=marker)
-                figure.draw(signal)
+                marker = plotext.marker(symbol, pixel=color)
+                figure.draw(figure.signal([p[0] for p in points], [math.log10(p[1]) for p in points], marker=marker))
         return Text.from_ansi(figure.build().string())
 
 
@@ -87,11 +91,11 @@ class SweepChart(Static):
         suggestion = result.suggested_exponent
         self.border_title = (f"LR sweep at step {result.at_step}: suggested {suggestion:g}" if suggestion is not None
                              else f"LR sweep at step {result.at_step}: no suggestion")
-        self.border_subtitle = "raw · smoothed ▲ suggested │"
+        self.border_subtitle = f"[{RAW_MARKUP}]raw[/] · smoothed · [{SUGGESTED}]│ suggested[/]"
         self.redraw()
 
     def redraw(self) -> None:
-        self.update(self._draw())
+        self.update(self._draw(), layout=False)  # sized by app.tcss, not by what it draws
 
     def _draw(self) -> Text:
         w, h = self.content_size.width, self.content_size.height
@@ -103,9 +107,9 @@ class SweepChart(Static):
         if len(r.losses) < 2:
             return Text("The sweep stopped before two steps.", style="dim")
         figure = _new_figure(w, h)
-        _line(figure, r.exponents, r.losses)
+        _line(figure, r.exponents, r.losses, RAW)
         _line(figure, r.exponents, r.smoothed)
         if r.suggested_exponent is not None:
             low, high = min(r.losses), max(r.losses)
-            _line(figure, [r.suggested_exponent] * 2, [low, high])
+            _line(figure, [r.suggested_exponent] * 2, [low, high], SUGGESTED)
         return Text.from_ansi(figure.build().string())

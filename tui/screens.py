@@ -6,7 +6,7 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Markdown
 
@@ -14,16 +14,16 @@ from core.actions import VERBS
 
 
 def help_markdown(bindings: list[tuple[str, str]]) -> str:
-    keys = "\n".join(f"| `{key}` | {text} |" for key, text in bindings)
-    verbs = "\n".join(f"| `{usage}` | {text} |" for usage, text in VERBS.values())
+    # bullet lists, not tables: a table's key column wraps to a few letters at 80 columns
+    keys = "\n".join(f"- `{key}`: {text}" for key, text in bindings)
+    verbs = "\n".join(f"- `{usage}`: {text}" for usage, text in VERBS.values())
     return f"""# charmlp-tui
 
 Train makemore part 2's character-level MLP and find its learning rate.
 Keys work while a run goes on: LR changes and decay apply at the next chunk boundary
 (every 200 steps). Greyed-out keys make no sense right now (e.g. run while running).
 
-| key | action |
-|---|---|
+## Keys
 {keys}
 
 ## Finding a learning rate
@@ -33,13 +33,13 @@ Keys work while a run goes on: LR changes and decay apply at the next chunk boun
 3. When the loss flattens, `d` decays the LR by 10 and runs on; `e` measures the full loss.
 
 ## Headless script actions (`charmlp-tui --headless --script "…"`)
-| action | meaning |
-|---|---|
 {verbs}
 """
 
 
 class HelpScreen(ModalScreen[None]):
+    """Scrolls with ↑/↓/PgUp/PgDn: at 80x24 the text is longer than the screen."""
+
     BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "close")]
 
     def __init__(self, bindings: list[tuple[str, str]]) -> None:
@@ -47,8 +47,11 @@ class HelpScreen(ModalScreen[None]):
         self.text = help_markdown(bindings)
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help"):
+        with VerticalScroll(id="help"):
             yield Markdown(self.text)
+
+    def on_mount(self) -> None:
+        self.query_one("#help").focus()
 
     def action_dismiss(self) -> None:
         self.dismiss(None)

@@ -1,0 +1,35 @@
+"""Snapshot tests of the main screen (pytest-textual-snapshot): a deterministic sequence on the
+built-in names, at 80x24 and 160x48. Update after a deliberate change of the screen with
+`pytest tests/test_app_snapshots.py --snapshot-update`, and look at the SVGs before committing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app_helpers import settle
+from core.trainer import RunResult
+from tui.app import CharMLPApp
+from tui.cli import parse_settings
+
+
+@pytest.fixture
+def fixed_rate(monkeypatch):
+    """Steps/s is the one figure on screen that depends on the machine: pin it for the picture."""
+    monkeypatch.setattr(RunResult, "steps_per_s", property(lambda self: 12_345.0))
+
+
+async def sweep_adopt_run_evaluate_sample(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("s")
+    await settle(pilot)
+    await pilot.press("a", "left_square_bracket", "left_square_bracket", "space")  # run 100 at the suggestion
+    await settle(pilot)
+    await pilot.press("e", "g")
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_main_screen(snap_compare, fixed_rate, size):
+    app = CharMLPApp(parse_settings([]))
+    assert snap_compare(app, terminal_size=size, run_before=sweep_adopt_run_evaluate_sample)
