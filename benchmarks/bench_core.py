@@ -2,15 +2,19 @@
 
     python benchmarks/bench_core.py [--data ../shared/data/names.txt] [--steps 20000] [--repeats 5]
 
-Prints one table (medians of repeats): training steps/s, full-split evaluation time and LR
-sweep time, each with its ratio. Not a test: timings depend on the machine and its load.
+Prints one table (medians of repeats): training steps/s for three model sizes, full-split
+evaluation time (also where contexts rarely repeat), LR sweep time and the dataset build for
+1M words, each with its ratio against the lecture's way. Not a test: timings depend on the
+machine and its load.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import random
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,48 +46,84 @@ def lecture_loop(params, X, Y, steps: int, batch_size: int) -> None:
         lecture_step(params, X, Y, ix, 0.1)
 
 
+def training_row(words, block: int, emb: int, hidden: int, batch: int, steps: int, repeats: int):
+    ds = make_dataset(words, block, DataConfig())
+    trainer = Trainer(ds, ModelConfig(block_size=block, emb_dim=emb, hidden=hidden), TrainConfig(batch_size=batch))
+    trainer.set_lr_exponent(-1)
+    trainer.run(min(1000, steps))  # warm-up
+    core_s = median_time(lambda: trainer.run(steps), repeats)
+    params = lecture_params(trainer.params)
+    lecture_steps = max(steps // 4, 10)
+    lecture_loop(params, ds.train.X, ds.train.Y, min(200, lecture_steps), batch)
+    lecture_s = median_time(lambda: lecture_loop(params, ds.train.X, ds.train.Y, lecture_steps, batch), repeats)
+    core_us, lecture_us = core_s / steps * 1e6, lecture_s / lecture_steps * 1e6
+    what = f"train step, block {block} / emb {emb} / hidden {hidden} / batch {batch}"
+    return (what, f"{core_us:,.1f} µs ({1e6 / core_us:,.0f}/s)", f"{lecture_us:,.1f} µs ({1e6 / lecture_us:,.0f}/s)",
+            lecture_us / core_us), lecture_us
+
+
+def evaluation_rows(words, block: int, repeats: int):
+    ds = make_dataset(words, block, DataConfig())
+    trainer = Trainer(ds, ModelConfig(block_size=block), TrainConfig())
+    trainer.run(1000)
+    allX, allY = torch.cat([ds.train.X, ds.dev.X, ds.test.X]), torch.cat([ds.train.Y, ds.dev.Y, ds.test.Y])
+    build_s = median_time(lambda: count_contexts(allX, allY, ds.vocab.size), repeats)
+    counts = count_contexts(allX, allY, ds.vocab.size)
+    fast_s = median_time(lambda: mean_loss(trainer.params, counts), repeats)
+    naive_s = median_time(lambda: naive_mean_loss(trainer.params, allX, allY), repeats)
+    diff = abs(mean_loss(trainer.params, counts) - naive_mean_loss(trainer.params, allX, allY))
+    distinct = counts.contexts.shape[0]
+    return [
+        (f"full loss, block {block}: {len(allY):,} examples, {distinct:,} contexts (|diff| {diff:.0e})",
+         f"{fast_s * 1e3:.1f} ms", f"{naive_s * 1e3:.1f} ms (no_grad)", naive_s / fast_s),
+        ("  context counts, once per dataset", f"{build_s * 1e3:.1f} ms", "", None),
+    ]
+
+
+def build_row(n_words: int, repeats: int):
+    """Load and split 1M words (made by gluing two real names' halves) into block-3 examples."""
+    real = load_words(None)
+    rng = random.Random(0)
+    glued = [a[: len(a) // 2 + 1] + b[len(b) // 2 :] for a, b in ((rng.choice(real), rng.choice(real)) for _ in range(n_words))]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "words.txt"
+        path.write_text("\n".join(glued) + "\n", encoding="utf-8")
+        build_s = median_time(lambda: make_dataset(load_words(path), 3, DataConfig()), repeats)
+        n_examples = sum(make_dataset(load_words(path), 3, DataConfig()).sizes().values())
+    return (f"read + build dataset, {n_words:,} words ({n_examples:,} examples)", f"{build_s:.2f} s", "", None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA if DEFAULT_DATA.exists() else None)
-    parser.add_argument("--steps", type=int, default=20_000, help="training steps per timed repeat")
+    parser.add_argument("--steps", type=int, default=20_000, help="training steps per timed repeat (small model)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-
     words = load_words(args.data)
+
+    rows = []
+    row, lecture_us = training_row(words, 3, 2, 100, 32, args.steps, args.repeats)
+    rows.append(row)
+    rows.append(training_row(words, 3, 10, 200, 32, args.steps // 2, args.repeats)[0])
+    rows.append(training_row(words, 8, 24, 512, 256, max(args.steps // 40, 50), args.repeats)[0])
+    rows += evaluation_rows(words, 3, args.repeats)
+    rows += evaluation_rows(words, 8, args.repeats)
+
     ds = make_dataset(words, 3, DataConfig())
     trainer = Trainer(ds, ModelConfig(), TrainConfig())
-    X, Y = ds.train.X, ds.train.Y
-    rows = []
-
-    trainer.run(1000)  # warm-up
-    core_s = median_time(lambda: trainer.run(args.steps), args.repeats)
-    params = lecture_params(trainer.params)
-    lecture_loop(params, X, Y, 500, 32)
-    lecture_s = median_time(lambda: lecture_loop(params, X, Y, args.steps // 4, 32), args.repeats) * 4
-    rows.append(("train step, emb 2 / hidden 100 / batch 32", f"{args.steps / core_s:,.0f} steps/s",
-                 f"{args.steps / lecture_s:,.0f} steps/s", lecture_s / core_s))
-
-    allX, allY = torch.cat([ds.train.X, ds.dev.X, ds.test.X]), torch.cat([ds.train.Y, ds.dev.Y, ds.test.Y])
-    build_s = median_time(lambda: count_contexts(allX, allY, ds.vocab.size), args.repeats)
-    counts = count_contexts(allX, allY, ds.vocab.size)
-    fast_s = median_time(lambda: mean_loss(trainer.params, counts), args.repeats)
-    naive_s = median_time(lambda: naive_mean_loss(trainer.params, allX, allY), args.repeats)
-    diff = abs(mean_loss(trainer.params, counts) - naive_mean_loss(trainer.params, allX, allY))
-    rows.append((f"full loss, {len(allY):,} examples (|diff| {diff:.1e})", f"{fast_s * 1e3:.1f} ms",
-                 f"{naive_s * 1e3:.1f} ms (no_grad)", naive_s / fast_s))
-    rows.append(("  context counts, built once per dataset", f"{build_s * 1e3:.1f} ms", "", None))
-
     sweep_s = median_time(lambda: trainer.sweep(-3, 0, 1000), args.repeats)
-    rows.append(("LR sweep, 1000 steps", f"{sweep_s * 1e3:.0f} ms", f"{1000 * lecture_s / args.steps * 1e3:.0f} ms (1000 lecture steps)",
-                 1000 * lecture_s / args.steps / sweep_s))
+    rows.append(("LR sweep, 1000 steps, emb 2 / hidden 100", f"{sweep_s * 1e3:.0f} ms",
+                 f"{lecture_us:.0f} ms (1000 lecture steps)", lecture_us * 1e-3 / sweep_s))
+    rows.append(build_row(1_000_000, max(args.repeats // 2, 1)))
 
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}, "
           f"data {args.data or 'built-in'}, median of {args.repeats}")
-    print(f"{'what':<48} {'core':>16} {'lecture':>26} {'ratio':>7}")
+    print(f"| {'what':<66} | {'core':>22} | {'lecture':>26} | {'ratio':>6} |")
+    print(f"|{'-' * 68}|{'-' * 24}:|{'-' * 28}:|{'-' * 7}:|")
     for what, core, lecture, ratio in rows:
-        print(f"{what:<48} {core:>16} {lecture:>26} {'' if ratio is None else f'{ratio:.1f}x':>7}")
+        print(f"| {what:<66} | {core:>22} | {lecture:>26} | {'' if ratio is None else f'{ratio:.1f}x':>6} |")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
-"""The training step: forward, hand-written backward and SGD update in 17 torch calls, no autograd.
+"""The training step: forward, hand-written backward and SGD update in 15-17 torch calls, no autograd.
 
 At batch 32 almost all of a step is per-call overhead (~1.5-5 µs a call here), so the step:
 - reuses preallocated buffers (`out=`) and views made once, not per step;
 - keeps W2 and b2 in one (H+1, V) tensor and h in a (B, H+1) buffer whose last column is ones,
   so one mm gives h @ W2 + b2 and one addmm_ updates both (two calls fewer);
+- for small models, does the same for W1 and b1 with a constant token: every context gets a
+  (T+1)-th token whose embedding is [1, 0, …] (an extra row of C that is read, never written: its
+  gradient goes to a sink row), so x @ W1 + b1 is one matmul over [x | 1, 0, …] and one addmm_
+  updates W1 and b1. It widens the first layer's matmuls by 1/T, which only pays while calls,
+  not arithmetic, dominate (block 8 / emb 24 / hidden 512 / batch 256 lost 8% with it);
 - computes tanh as 2·sigmoid(2z) − 1: torch's tanh kernel costs ~8 µs for 32x100 here, sigmoid
   ~1.5 µs (error ~1e-7 in float32; exact to 1e-15 in float64);
 - folds 1/batch into the update's alpha, and scatters the embedding gradient with index_put_
@@ -19,26 +24,38 @@ import torch
 from core.model import Params
 
 TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input  # dh * (1 - h²) in one call
+BIAS_TOKEN_MAX_MACS = 1 << 20  # first-layer multiply-adds per step up to which the constant token pays
 
 
 class SGDStep:
     """Runs SGD steps on `params` in place for minibatches of a fixed size.
 
-    Re-homes params.W2 and params.b2 as views of one (H+1, V) tensor (see the module doc);
-    everything else that reads `params` sees the same values.
+    Re-homes the parameters as views of three larger tensors (see the module doc): C of
+    (V+2, E) with the constant token and the sink, W1 and b1 of ((T+1)E, H), W2 and b2 of
+    (H+1, V). Everything that reads `params` sees the same values as before.
     """
 
     def __init__(self, params: Params, batch_size: int) -> None:
         B = batch_size
         V, E = params.C.shape
         TE, H = params.W1.shape
+        T = TE // E
         opts = {"dtype": params.C.dtype}
+        self.bias_token = (TE + E) * H * B <= BIAS_TOKEN_MAX_MACS
+        extra = E if self.bias_token else 0  # the constant token's columns of x
+        self.C_ext = torch.zeros(V + 2, E, **opts)  # rows: C, the constant token [1, 0, …], the sink
+        self.C_ext[:V] = params.C
+        self.C_ext[V, 0] = 1.0
+        self.W1b = torch.zeros(TE + E, H, **opts)  # rows: W1, b1, zeros (the constant token's other dims)
+        self.W1b[:TE], self.W1b[TE] = params.W1, params.b1
         self.W2b = torch.cat([params.W2, params.b2[None]])  # (H+1, V): W2 on top, b2 as the last row
+        params.C, params.W1, params.b1 = self.C_ext[:V], self.W1b[:TE], self.W1b[TE]
         params.W2, params.b2 = self.W2b[:H], self.W2b[H]
         self.params = params
-        self.batch_size = B
-        self.emb = torch.empty(B * (TE // E), E, **opts)  # (B*T, E) gathered embeddings
-        self.x = self.emb.view(B, TE)  # (B, T*E) the same memory, as the first layer's input
+        self.batch_size, self.block_size, self.vocab_size = B, T, V
+        self.W1_in = self.W1b[: TE + extra]  # what multiplies x: [W1; b1; 0…] or W1 alone
+        self.emb = torch.empty(B * (T + extra // E), E, **opts)  # gathered embeddings
+        self.x = self.emb.view(B, TE + extra)  # the same memory, as the first layer's input
         self.z2 = torch.empty(B, H, **opts)  # 2 * pre-activation
         self.sig = torch.empty(B, H, **opts)  # sigmoid(2z)
         self.h1 = torch.ones(B, H + 1, **opts)  # [h | 1]
@@ -50,26 +67,40 @@ class SGDStep:
         self.minus_one = torch.full((B, 1), -1.0, **opts)
         self.dh = torch.empty(B, H, **opts)
         self.dz = torch.empty(B, H, **opts)
-        self.db1 = torch.empty(H, **opts)
-        self.dx = torch.empty(B, TE, **opts)  # -lr * dloss/dx, ready to scatter into C
-        self.dx_rows = self.dx.view(self.emb.shape)  # (B*T, E)
+        self.db1 = torch.empty(H, **opts)  # used without the constant token only
+        self.dx = torch.empty(B, TE + extra, **opts)  # -lr * dloss/dx, ready to scatter into C
+        self.dx_rows = self.dx.view(self.emb.shape)
+
+    def _token_ids(self, X: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k, B, T) contexts -> ids to read embeddings from and ids to add gradients to, (k, B*T')
+        each: with the constant token, T' = T+1 and the last id is the constant token / the sink."""
+        B, T, V = self.batch_size, self.block_size, self.vocab_size
+        if not self.bias_token:
+            ids = X.reshape(k, B * T)
+            return ids, ids
+        read = torch.empty(k, B, T + 1, dtype=X.dtype)
+        read[:, :, :T] = X.reshape(k, B, T)
+        write = read.clone()
+        read[:, :, T], write[:, :, T] = V, V + 1
+        return read.view(k, B * (T + 1)), write.view(k, B * (T + 1))
 
     def run(self, X: torch.Tensor, Y: torch.Tensor, lrs: list[float]) -> torch.Tensor:
         """len(lrs) steps on minibatches X (k, B, T), Y (k, B); returns the k minibatch losses (k,)."""
         k, B = len(lrs), self.batch_size
-        picked = torch.empty(k, B, 1, dtype=self.params.C.dtype)  # log p of each step's targets
-        xs = X.reshape(k, B * X.shape[-1]).unbind(0)  # k views (B*T,) made in one call
-        ys = Y.reshape(k, B, 1).unbind(0)
-        p, W2b = self.params, self.W2b
-        C, W1, b1 = p.C, p.W1, p.b1
-        W1t, W2t = W1.t(), p.W2.t()
+        read, write = self._token_ids(X, k)
+        picked = torch.empty(k, B, 1, dtype=self.C_ext.dtype)  # log p of each step's targets
+        ys = Y.reshape(k, B, 1).unbind(0)  # k views made in one call
+        C_ext, W1_in, W2b = self.C_ext, self.W1_in, self.W2b
+        W1t, W2t = W1_in.t(), self.params.W2.t()
+        # with the constant token the bias is inside W1_in; otherwise addmm adds b1 (beta 2: 2z)
+        bias, beta, b1 = (self.z2, 0, None) if self.bias_token else (self.params.b1, 2, self.params.b1)
         emb, x, xt, z2, sig, h, h1, h1t = self.emb, self.x, self.x.t(), self.z2, self.sig, self.h, self.h1, self.h1.t()
         logits, logp, dlogits, dh, dz, db1, dx = self.logits, self.logp, self.dlogits, self.dh, self.dz, self.db1, self.dx
         minus_one, minus_ones, dx_rows = self.minus_one, self.minus_ones, self.dx_rows
-        for xb, yb, picked_i, lr in zip(xs, ys, picked.unbind(0), lrs):
+        for x_read, x_write, yb, picked_i, lr in zip(read.unbind(0), write.unbind(0), ys, picked.unbind(0), lrs):
             alpha = -lr / B  # every gradient below is B times the true one
-            torch.index_select(C, 0, xb, out=emb)
-            torch.addmm(b1, x, W1, beta=2, alpha=2, out=z2)  # 2(x @ W1 + b1)
+            torch.index_select(C_ext, 0, x_read, out=emb)
+            torch.addmm(bias, x, W1_in, beta=beta, alpha=2, out=z2)  # 2(x @ W1 + b1)
             torch.sigmoid(z2, out=sig)
             torch.add(minus_ones, sig, alpha=2, out=h)  # tanh
             torch.mm(h1, W2b, out=logits)  # h @ W2 + b2
@@ -82,8 +113,9 @@ class SGDStep:
             W2b.addmm_(h1t, dlogits, alpha=alpha)  # W2 and b2
             TANH_BACKWARD(dh, h, grad_input=dz)
             torch.addmm(dx, dz, W1t, beta=0, alpha=alpha, out=dx)  # before W1 changes
-            torch.sum(dz, 0, out=db1)
-            W1.addmm_(xt, dz, alpha=alpha)
-            b1.add_(db1, alpha=alpha)
-            C.index_put_((xb,), dx_rows, accumulate=True)
+            W1_in.addmm_(xt, dz, alpha=alpha)  # W1, and b1 with the constant token
+            if b1 is not None:
+                torch.sum(dz, 0, out=db1)
+                b1.add_(db1, alpha=alpha)
+            C_ext.index_put_((x_write,), dx_rows, accumulate=True)
         return picked.view(k, B).mean(1).neg_()

@@ -4,6 +4,7 @@ import torch
 from core.config import ModelConfig
 from core.model import Params, init_params
 from core.reference import lecture_params, lecture_step
+import core.step as step_module
 from core.step import SGDStep
 
 
@@ -25,13 +26,16 @@ def test_parameter_counts_of_the_lecture(emb, hidden, count):
     assert init_params(config, 27).count() == config.n_params(27) == count
 
 
+@pytest.mark.parametrize("bias_token_max_macs", [0, step_module.BIAS_TOKEN_MAX_MACS])  # both ways to add b1
 @pytest.mark.parametrize(("block", "emb", "hidden", "batch", "vocab"), [(3, 2, 100, 32, 27), (5, 4, 7, 9, 11), (1, 1, 1, 1, 2)])
-def test_hand_written_step_equals_autograd_in_float64(block, emb, hidden, batch, vocab):
+def test_hand_written_step_equals_autograd_in_float64(block, emb, hidden, batch, vocab, bias_token_max_macs, monkeypatch):
+    monkeypatch.setattr(step_module, "BIAS_TOKEN_MAX_MACS", bias_token_max_macs)
     config = ModelConfig(block_size=block, emb_dim=emb, hidden=hidden, seed=7)
     p32 = init_params(config, vocab)
     params = Params(*(t.double() for t in p32.tensors()))
     reference = lecture_params(params)
     step = SGDStep(params, batch)
+    assert step.bias_token == (bias_token_max_macs > 0)
     g = torch.Generator().manual_seed(0)
     X = torch.randint(0, vocab, (500, block), generator=g)
     Y = torch.randint(0, vocab, (500,), generator=g)
