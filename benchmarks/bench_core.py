@@ -1,8 +1,9 @@
 """Core vs the lecture's loop, side by side in one process, on the same data and config.
 
-    python benchmarks/bench_core.py [--data ../shared/data/names.txt] [--steps 20000] [--repeats 5]
+    python benchmarks/bench_core.py [--data ../shared/data/names.txt] [--steps 20000] [--repeats 5] [--no-compile]
 
-Prints one table (medians of repeats): training steps/s for three model sizes, full-split
+Prints one table (medians of repeats): training step time for three model sizes (eager, and
+compiled after a compile whose time is shown: from inductor's cache if an earlier run filled it), full-split
 evaluation time (also where contexts rarely repeat), LR sweep time and the dataset build for
 1M words, each with its ratio against the lecture's way. Not a test: timings depend on the
 machine and its load.
@@ -46,7 +47,13 @@ def lecture_loop(params, X, Y, steps: int, batch_size: int) -> None:
         lecture_step(params, X, Y, ix, 0.1)
 
 
-def training_row(words, block: int, emb: int, hidden: int, batch: int, steps: int, repeats: int):
+def _per_step(us: float) -> str:
+    return f"{us:,.1f} µs ({1e6 / us:,.0f}/s)"
+
+
+def training_rows(words, block: int, emb: int, hidden: int, batch: int, steps: int, repeats: int, compiled: bool):
+    """Eager core vs lecture; with compiled, also the compiled chunk over a run 5x longer, after
+    its (timed) compile."""
     ds = make_dataset(words, block, DataConfig())
     trainer = Trainer(ds, ModelConfig(block_size=block, emb_dim=emb, hidden=hidden), TrainConfig(batch_size=batch))
     trainer.set_lr_exponent(-1)
@@ -57,9 +64,20 @@ def training_row(words, block: int, emb: int, hidden: int, batch: int, steps: in
     lecture_loop(params, ds.train.X, ds.train.Y, min(200, lecture_steps), batch)
     lecture_s = median_time(lambda: lecture_loop(params, ds.train.X, ds.train.Y, lecture_steps, batch), repeats)
     core_us, lecture_us = core_s / steps * 1e6, lecture_s / lecture_steps * 1e6
-    what = f"train step, block {block} / emb {emb} / hidden {hidden} / batch {batch}"
-    return (what, f"{core_us:,.1f} µs ({1e6 / core_us:,.0f}/s)", f"{lecture_us:,.1f} µs ({1e6 / lecture_us:,.0f}/s)",
-            lecture_us / core_us), lecture_us
+    model = f"block {block} / emb {emb} / hidden {hidden} / batch {batch}"
+    rows = [(f"train step, eager, {model}", _per_step(core_us), _per_step(lecture_us), lecture_us / core_us)]
+    if compiled:
+        lines: list[str] = []
+        trainer.start_compiling(lines.append).join()
+        if not trainer.compiled:
+            rows.append((f"train step, compiled: {lines[0]}", "", "", None))
+            return rows, lecture_us
+        long_s = median_time(lambda: trainer.run(5 * steps), repeats)
+        long_us = long_s / (5 * steps) * 1e6
+        seconds = lines[0].split("after ")[1].split(" s")[0]
+        rows.append((f"train step, compiled ({seconds} s to compile), run {5 * steps:,}", _per_step(long_us), "",
+                     lecture_us / long_us))
+    return rows, lecture_us
 
 
 def evaluation_rows(words, block: int, repeats: int):
@@ -99,15 +117,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20_000, help="training steps per timed repeat (small model)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the compiled rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     words = load_words(args.data)
 
-    rows = []
-    row, lecture_us = training_row(words, 3, 2, 100, 32, args.steps, args.repeats)
-    rows.append(row)
-    rows.append(training_row(words, 3, 10, 200, 32, args.steps // 2, args.repeats)[0])
-    rows.append(training_row(words, 8, 24, 512, 256, max(args.steps // 40, 50), args.repeats)[0])
+    rows, lecture_us = training_rows(words, 3, 2, 100, 32, args.steps, args.repeats, args.compile)
+    rows += training_rows(words, 3, 10, 200, 32, args.steps // 2, args.repeats, args.compile)[0]
+    rows += training_rows(words, 8, 24, 512, 256, max(args.steps // 40, 50), args.repeats, False)[0]
     rows += evaluation_rows(words, 3, args.repeats)
     rows += evaluation_rows(words, 8, args.repeats)
 

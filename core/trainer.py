@@ -8,6 +8,7 @@ are also where a caller's progress callback may change the learning rate mid-run
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from core.history import EvalPoint, LossHistory
 from core.losswatch import LossWatch
 from core.model import Params, init_params
 from core.sampling import sample_names
+from core.compiled import ChunkFn, CompiledSteps, compile_chunk
 from core.step import SGDStep
 from core.sweep import SweepResult, suggest_exponent
 
@@ -73,6 +75,7 @@ class _Chunk:
     X: torch.Tensor  # (k, B, T) its minibatches
     Y: torch.Tensor  # (k, B)
     lr: float
+    stepper: SGDStep | CompiledSteps  # what ran it: a replay must use the same, to land exactly
 
 
 def never_stop() -> bool:
@@ -96,6 +99,7 @@ class Trainer:
         self.sweeps: list[SweepResult] = []
         self._counts: dict[str, ContextCounts] = {}
         self._written: set[Path] = set()  # checkpoints this trainer wrote: safe to overwrite
+        self._compiled: dict[tuple, ChunkFn] = {}  # by parameter shapes; filled by a background thread
         self._sample_gen = torch.Generator().manual_seed(model.seed + 10)  # the lecture's sampling seed
         self.reset()
 
@@ -112,6 +116,43 @@ class Trainer:
     def _install(self, params: Params) -> None:
         self.params = params
         self._sgd = SGDStep(params, self.train_config.batch_size)
+
+    def _shapes(self) -> tuple:
+        return tuple(t.shape for t in self.params.tensors())
+
+    def _chunk_stepper(self, k: int) -> SGDStep | CompiledSteps:
+        """The compiled chunk where one is ready for these shapes and this chunk size, else eager."""
+        fn = self._compiled.get(self._shapes())
+        if fn is None or k != self.train_config.chunk_steps:
+            return self._sgd
+        return CompiledSteps(fn, self.params, k)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether runs use the compiled chunk now (see start_compiling)."""
+        return self._shapes() in self._compiled
+
+    def start_compiling(self, on_done: Callable[[str], None] = lambda message: None) -> threading.Thread:
+        """Compile the training chunk in a background thread; runs switch to it at the next chunk
+        boundary once it is ready. Training goes on meanwhile (slower: the compile takes CPU and
+        the GIL). on_done gets one line either way, from that thread; a failure leaves the eager
+        step in place. Returns the thread."""
+        shapes, params = self._shapes(), self.params.clone()
+        batch, chunk = self.train_config.batch_size, self.train_config.chunk_steps
+
+        def compile_in_background() -> None:
+            try:
+                fn, seconds = compile_chunk(params, batch, chunk)
+            except Exception as e:  # anything torch.compile raises: no compiler, unsupported platform
+                first_line = (str(e).strip().splitlines() or [""])[0][:200]
+                on_done(f"compiling the training steps failed ({type(e).__name__}: {first_line}); staying on the eager path")
+                return
+            self._compiled[shapes] = fn
+            on_done(f"compiled training steps ready after {seconds:.1f} s; runs use them from the next chunk")
+
+        thread = threading.Thread(target=compile_in_background, name="charmlp-compile", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def lr(self) -> float:
@@ -151,8 +192,9 @@ class Trainer:
             k = min(chunk, n_steps - done)
             t0 = time.perf_counter()
             ix = torch.randint(0, len(train), (k, B), generator=self._batch_gen)  # (k, B)
-            current = _Chunk(self.step, self.params.clone(), train.X[ix], train.Y[ix], self.lr)  # (k, B, T), (k, B)
-            losses = self._sgd.run(current.X, current.Y, [current.lr] * k)
+            current = _Chunk(self.step, self.params.clone(), train.X[ix], train.Y[ix], self.lr,  # (k, B, T), (k, B)
+                             self._chunk_stepper(k))
+            losses = current.stepper.run(current.X, current.Y, [current.lr] * k)
             kept = [*kept[-1:], current]
             bad = watch.first_bad(losses.tolist())
             if bad is not None:
@@ -185,8 +227,11 @@ class Trainer:
         source = next((c for c in reversed(kept) if c.start <= target), kept[0])
         target = max(target, source.start)
         self.params.copy_(source.params)
-        n = target - source.start
-        self._sgd.run(source.X[:n], source.Y[:n], [source.lr] * n)
+        n, k = target - source.start, len(source.Y)
+        if isinstance(source.stepper, CompiledSteps):  # a compiled chunk has one length: lr 0 after step n
+            source.stepper.run(source.X, source.Y, [source.lr] * n + [0.0] * (k - n))
+        else:
+            self._sgd.run(source.X[:n], source.Y[:n], [source.lr] * n)
         self.step = target
         self.history.truncate(target)
         return target

@@ -10,7 +10,8 @@ from tui.cli import parse_settings
 
 
 def app_settings(data: Path, *extra: str):
-    return parse_settings(["--data", str(data), *extra])
+    """No background compile unless a test asks for it: it takes CPU and the GIL for seconds."""
+    return parse_settings(["--data", str(data), "--no-compile", *extra])
 
 
 async def settle(pilot, timeout: float = 30.0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -157,3 +158,20 @@ async def test_too_small_terminal_says_so(app):
         await pilot.resize_terminal(100, 30)
         await pilot.pause()
         assert not app.screen.has_class("too-small")
+
+
+async def test_background_compile_switches_the_engine(small_file):
+    app = CharMLPApp(dataclasses.replace(app_settings(small_file), compile=True))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("left_square_bracket", "space")  # a 1000-step run while it compiles
+        for _ in range(30_000):  # a cold compile takes ~15-20 s
+            if app.snapshot.engine == "compiled":
+                break
+            await asyncio.sleep(0.02)
+        assert "compiled training steps ready" in log_text(app)
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        assert app.snapshot.step == 2000 and app.snapshot.engine == "compiled"
+        assert "steps      compiled" in str(app.query_one("#state").render())

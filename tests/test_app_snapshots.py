@@ -31,5 +31,5 @@ async def sweep_adopt_run_evaluate_sample(pilot) -> None:
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
 def test_main_screen(snap_compare, fixed_rate, size):
-    app = CharMLPApp(parse_settings([]))
+    app = CharMLPApp(parse_settings(["--no-compile"]))  # the engine line would change when a compile ends
     assert snap_compare(app, terminal_size=size, run_before=sweep_adopt_run_evaluate_sample)

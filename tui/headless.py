@@ -20,6 +20,7 @@ from core.trainer import Trainer
 from tui.cli import EXIT_INTERRUPTED, EXIT_USAGE, Settings
 
 LONG_ACTIONS = {"run", "sweep"}
+COMPILE_FROM_STEPS = 200_000  # shorter scripts end before a background compile would pay for itself
 
 
 class StopFlag:
@@ -50,6 +51,8 @@ def run_headless(settings: Settings, actions: list[Action]) -> int:
         err.print(f"charmlp-tui: error: {e}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_USAGE
     _describe(trainer, err)
+    if settings.compile and sum(a.args[0] for a in actions if a.verb == "run") >= COMPILE_FROM_STEPS:
+        trainer.start_compiling(lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
     summary: dict = {"samples": [], "divergences": []}
     steps = 0
     train_seconds = 0.0

@@ -82,4 +82,4 @@ class StatusPanel(Vertical):
                      ("dev loss", f"{_loss(s.last_eval.dev)} @{s.last_eval.step:,}")]
         else:
             rows += [("train loss", "— (press e)"), ("dev loss", "—")]
-        return rows + [("run N", f"{self.steps_per_run:,} steps"), ("now", s.job or "idle")]
+        return rows + [("run N", f"{self.steps_per_run:,} steps"), ("steps", s.engine), ("now", s.job or "idle")]

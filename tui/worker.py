@@ -44,6 +44,11 @@ class Save:
 
 
 @dataclass(frozen=True)
+class Refresh:
+    """Post a snapshot now (something outside the queue changed, e.g. a compile finished)."""
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What the status panel and progress bar show; built on the worker thread."""
 
@@ -57,6 +62,7 @@ class Snapshot:
     rate: float = 0.0  # steps per second of the running job
     history_len: int = 0
     long_started: int = 0  # long commands (run, sweep, reset, load) the worker has taken up
+    engine: str = "eager"  # what runs the training steps: "eager", "eager, compiling…" or "compiled"
 
 
 class TrainerReady(Message):
@@ -101,6 +107,7 @@ class TrainerWorker:
         self._job: str | None = None
         self._long_started = 0
         self.working = False  # applying a command taken from the queue (read by tests and benchmarks)
+        self.compiling = False  # a background compile of the training steps is under way
         self._last_post = 0.0
         self._last_eval = 0.0
         self._eval_cost = 0.0
@@ -138,8 +145,14 @@ class TrainerWorker:
             return
         self.trainer.counts("train"), self.trainer.counts("dev")  # precompute evaluation once, here
         self.app.post_message(TrainerReady(self.trainer, self.trainer.bigram_dev_loss()))
+        if s.compile:
+            self.compiling = True
+            self.trainer.start_compiling(self._compiled)
         self._post_state(force=True)
         while (command := self.commands.get()) is not None:
+            if isinstance(command, Refresh):
+                self._post_state(force=True)
+                continue
             self.working = True
             self.stop_job.clear()
             self._apply(command)
@@ -190,12 +203,19 @@ class TrainerWorker:
                 self.stop_job.set()
                 self.commands.put(None)
                 break
-            self._apply(command, during_job=True)
+            if not isinstance(command, Refresh):  # a snapshot follows below anyway
+                self._apply(command, during_job=True)
         if progress.kind == "run" and self.eval_every_s > 0:
             # evaluation costs at most ~5% of the time: never sooner than 20x its own duration
             if time.monotonic() - self._last_eval >= max(self.eval_every_s, 20 * self._eval_cost):
                 self._evaluate_now()
         self._post_state(progress=progress)
+
+    def _compiled(self, line: str) -> None:
+        """From the compile thread: one line for the log; the next snapshot shows the engine."""
+        self.compiling = False
+        self._log(line, error="failed" in line)
+        self.commands.put(Refresh())
 
     def _evaluate_now(self) -> None:
         t0 = time.monotonic()
@@ -217,6 +237,7 @@ class TrainerWorker:
             done=progress.done if progress else 0, total=progress.total if progress else 0,
             rate=progress.done / progress.elapsed_s if progress and progress.elapsed_s > 0 else 0.0,
             history_len=len(t.history), long_started=self._long_started,
+            engine="compiled" if t.compiled else "eager, compiling…" if self.compiling else "eager",
         )
         self.app.post_message(StateChanged(snapshot))
 
