@@ -22,6 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "lr": ("lr EXP", "set the learning rate to 10**EXP (EXP from -8 to 3)"),
     "run": ("run N", f"train N minibatch steps (1 to {MAX_RUN_STEPS:,})"),
     "decay": ("decay [FACTOR]", "divide the learning rate by FACTOR (default 10)"),
+    "undo": ("undo", "undo the last run: parameters, step, learning rate and history as they were before it"),
     "sweep": ("sweep [START END STEPS]", "LR sweep: one step per LR at 10**linspace(START, END, STEPS), default -3 0 1000; parameters restored"),
     "eval": ("eval", "exact full train and dev loss now"),
     "sample": ("sample N", "N names drawn from the model (1 to 1000)"),
@@ -63,7 +64,7 @@ def parse_action(text: str, where: str = "action") -> Action:
     if verb not in VERBS:
         raise ScriptError(f"{where}: unknown action {verb!r}; actions are {', '.join(VERBS)}")
     usage = VERBS[verb][0]
-    arity = {"reset": (0,), "eval": (0,), "lr": (1,), "run": (1,), "sample": (1,), "save": (1,), "load": (1,),
+    arity = {"reset": (0,), "eval": (0,), "undo": (0,), "lr": (1,), "run": (1,), "sample": (1,), "save": (1,), "load": (1,),
              "decay": (0, 1), "sweep": (0, 3)}[verb]
     if len(args) not in arity:
         raise ScriptError(f"{where}: expected '{usage}'")

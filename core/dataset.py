@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from core.config import DataConfig
+from core.errors import DataError
 from core.words import Vocab
 
 SPLIT_NAMES = ("train", "dev", "test")
@@ -93,5 +94,9 @@ def make_dataset(words: list[str], block_size: int, config: DataConfig, source: 
     """Vocabulary from all words, then the three splits of context windows."""
     vocab = Vocab.from_words(words)
     parts = split_words(words, config.split, config.shuffle_seed)
+    if not parts[0]:
+        split = ",".join(f"{f:g}" for f in config.split)
+        raise DataError(f"{source or 'the data'}: {len(words)} word(s) with split {split} leave the training split "
+                        "empty; give more words, or train on all of them with --split 1,0,0")
     splits = [Split(name, *build_examples(part, vocab, block_size)) for name, part in zip(SPLIT_NAMES, parts)]
     return Dataset(vocab, block_size, len(words), *splits, source=source)

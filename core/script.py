@@ -34,6 +34,10 @@ def execute(trainer: Trainer, action: Action, on_progress: ProgressFn = ignore_p
     if verb == "decay":
         trainer.decay(*args)
         return Outcome(f"decay: exponent {trainer.lr_exponent:.3g} (lr {trainer.lr:.4g})")
+    if verb == "undo":
+        undone = trainer.step
+        trainer.undo_last_run()
+        return Outcome(f"undo: back from step {undone} to step {trainer.step}, lr exponent {trainer.lr_exponent:g}")
     if verb == "run":
         result = trainer.run(args[0], on_progress, should_stop)
         text = f"run {args[0]}: step {trainer.step}, minibatch loss {result.last_loss:.4f}, {result.steps_per_s:,.0f} steps/s"

@@ -78,6 +78,17 @@ class _Chunk:
     stepper: SGDStep | CompiledSteps  # what ran it: a replay must use the same, to land exactly
 
 
+@dataclass(frozen=True)
+class _BeforeRun:
+    """What the last run changed, as it was before it: what undo_last_run puts back."""
+
+    params: Params
+    step: int
+    lr_exponent: float
+    n_evals: int
+    batch_rng: torch.Tensor
+
+
 def never_stop() -> bool:
     return False
 
@@ -107,6 +118,7 @@ class Trainer:
     def reset(self) -> None:
         """New parameters from the seed; step, history, evaluations and generators start over."""
         self._install(init_params(self.model_config, self.dataset.vocab.size))
+        self._before_run: _BeforeRun | None = None
         self.step = 0
         self.history = LossHistory()
         self.evals = []
@@ -182,6 +194,8 @@ class Trainer:
         """
         if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 1 <= n_steps <= MAX_RUN_STEPS:
             raise ConfigError(f"steps must be a whole number from 1 to {MAX_RUN_STEPS:,}, got {n_steps!r}")
+        self._before_run = _BeforeRun(self.params.clone(), self.step, self.lr_exponent, len(self.evals),
+                                      self._batch_gen.get_state())
         train = self.dataset.train
         B, chunk = self.train_config.batch_size, self.train_config.chunk_steps
         start_step, done, busy, last = self.step, 0, 0.0, None
@@ -216,6 +230,23 @@ class Trainer:
             if should_stop():
                 return RunResult(done, True, None, busy, last)
         return RunResult(done, False, None, busy, last)
+
+    @property
+    def can_undo(self) -> bool:
+        return self._before_run is not None
+
+    def undo_last_run(self) -> None:
+        """Put parameters, step, learning rate, history, evaluations and the minibatch stream back
+        as they were before the last run (one level: a second undo has nothing to undo)."""
+        before = self._before_run
+        if before is None:
+            raise ConfigError("nothing to undo: no run since the start, the last reset or the last load")
+        self.params.copy_(before.params)
+        self.step, self.lr_exponent = before.step, before.lr_exponent
+        self.history.truncate(before.step)
+        self.evals = self.evals[: before.n_evals]
+        self._batch_gen.set_state(before.batch_rng)
+        self._before_run = None
 
     def _restore(self, target: int, kept: list[_Chunk]) -> int:
         """Put the parameters back to those of step `target` by replaying from a kept chunk.
@@ -337,6 +368,7 @@ class Trainer:
                                   f"{self.dataset.block_size}; start with --load to use its block size")
         self.model_config = state.model
         self._install(state.params)
+        self._before_run = None
         self.step = state.step
         self.lr_exponent = state.lr_exponent
         self.history.restore(state.history_lr, state.history_loss)

@@ -88,21 +88,6 @@ async def test_evaluate_sample_save_and_load(app, tmp_path):
         assert app.snapshot.step == 100
 
 
-async def test_save_asks_before_overwriting_a_foreign_file(app, tmp_path):
-    other = tmp_path / "notes.txt"
-    other.write_text("keep me")
-    async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("ctrl+s")
-        await pilot.pause()
-        app.screen.query_one("Input").value = str(other)
-        await pilot.press("enter")
-        await pilot.pause()
-        await pilot.press("n")
-        await settle(pilot)
-        assert other.read_text() == "keep me"
-
-
 async def test_long_actions_are_greyed_out_while_running(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
@@ -135,20 +120,6 @@ async def test_help_screen_and_palette_list_the_keys(app):
         await pilot.pause()
         names = [name for name, _, _ in app.palette_commands()]
         assert "Decay: learning rate / 10 (mid-run too)" in names and "Load a checkpoint" in names
-
-
-async def test_bad_data_file_is_an_error_notice(tmp_path):
-    bad = tmp_path / "bad.txt"
-    bad.write_bytes(b"emma\n\xff\xfe\n")
-    app = CharMLPApp(app_settings(bad))
-    async with app.run_test(size=(100, 30)) as pilot:
-        for _ in range(200):
-            if "error" in log_text(app):
-                break
-            await asyncio.sleep(0.02)
-        assert "bad.txt:2: not UTF-8" in log_text(app)
-        assert app.check_action("run", ()) is None
-        await pilot.press("q")
 
 
 async def test_too_small_terminal_says_so(app):

@@ -1,8 +1,6 @@
 from pathlib import Path
 
-import pytest
 
-from core.errors import DataError
 from core.words import Vocab, load_words
 
 
@@ -27,27 +25,3 @@ def test_blank_lines_whitespace_crlf_and_bom_are_ignored(tmp_path):
 def test_vocab_is_sorted_with_boundary_first():
     vocab = Vocab.from_words(["bca", "ab"])
     assert vocab.chars == "abc" and vocab.size == 4 and vocab.itos(0) == "." and vocab.itos(1) == "a"
-
-
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        (b"", "no words"),
-        (b"\n \n\t\n", "no words"),
-        (b"emma\nol\x00ivia\n", ":2: binary data"),
-        (b"emma\nzo\xe9\n", ":2: not UTF-8"),
-        (b"emma\nmr.smith\n", ":2: the word 'mr.smith' contains '.'"),
-    ],
-)
-def test_bad_files_get_one_clear_line(tmp_path, data, expected):
-    with pytest.raises(DataError) as err:
-        load_words(write(tmp_path, data))
-    message = str(err.value)
-    assert expected in message and "words.txt" in message and "\n" not in message
-
-
-def test_missing_file_and_directory(tmp_path):
-    with pytest.raises(DataError, match="no such file"):
-        load_words(tmp_path / "nope.txt")
-    with pytest.raises(DataError, match="is a directory"):
-        load_words(tmp_path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import time
 from pathlib import Path
 
@@ -24,7 +26,7 @@ STEPS_PER_RUN = (100, 1_000, 10_000, 100_000, 1_000_000)
 LR_STEP = 0.1
 SAMPLES_PER_PRESS = 10
 MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
-LONG_ACTIONS = {"run", "sweep", "reset", "load"}  # not while a job runs
+LONG_ACTIONS = {"run", "sweep", "reset", "load", "undo"}  # not while a job runs
 CHART_INTERVAL_S = 1.0  # during a job: every UI redraw takes the GIL from the training thread
 ALWAYS = {"help", "quit", "command_palette", "steps"}
 
@@ -44,6 +46,7 @@ class CharMLPApp(App):
         Binding("d", "decay", "decay"),
         Binding("e", "evaluate", "eval"),
         Binding("g", "sample", "sample"),
+        Binding("u", "undo", "undo"),
         Binding("r", "reset", "reset"),
         Binding("ctrl+s", "save", "save", show=False),
         Binding("ctrl+o", "load", "load", show=False),
@@ -60,6 +63,7 @@ class CharMLPApp(App):
         ("a", "adopt the sweep's suggested exponent", "adopt"),
         ("e", "exact full train and dev loss now", "evaluate"),
         ("g", f"sample {SAMPLES_PER_PRESS} names", "sample"),
+        ("u", "undo the last run: parameters, step, LR and history as before it", "undo"),
         ("r", "reset: new parameters from the seed, history cleared", "reset"),
         ("ctrl+s / ctrl+o", "save / load a checkpoint", "save"),
         ("escape", "stop the running job at the next chunk boundary", "stop"),
@@ -102,10 +106,24 @@ class CharMLPApp(App):
         self.log_line("loading torch and building the dataset…")
         self.worker.start()
         self._check_size(self.size)
+        # kill -INT / -TERM, or a lost SSH connection (SIGHUP): stop the run at a step boundary,
+        # autosave, restore the terminal, exit 128 + signal. (Ctrl+C in the app is a key, not a signal.)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, self.call_next, self.quit_on_signal, signum)
+
+    def on_unmount(self) -> None:
+        self.worker.shutdown()  # whatever ended the app: no training thread left running at exit
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+
+    def quit_on_signal(self, signum: int) -> None:
+        self.worker.shutdown()
+        self.exit(return_code=128 + signum)
 
     def on_resize(self, event: Resize) -> None:
-        self._check_size(event.size)
-        self.call_after_refresh(self.redraw_charts)
+        self._check_size(event.size)  # the charts redraw themselves on their own Resize
 
     def _check_size(self, size: Size) -> None:
         small = size.width < MIN_SIZE[0] or size.height < MIN_SIZE[1]
@@ -113,10 +131,6 @@ class CharMLPApp(App):
         self.query_one("#too-small", Label).update(
             f"Terminal too small ({size.width}x{size.height}); charmlp-tui needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}."
         )
-
-    def redraw_charts(self) -> None:
-        self.query_one(TrainingChart).redraw()
-        self.query_one(SweepChart).redraw()
 
     # ---- messages from the worker -----------------------------------------------------------
     def on_trainer_ready(self, message: TrainerReady) -> None:
@@ -193,8 +207,12 @@ class CharMLPApp(App):
             return True
         if self.snapshot is None:  # still loading
             return None
+        if action in LONG_ACTIONS and self.busy:
+            return None
+        if action == "undo":
+            return True if self.snapshot.can_undo else None
         if action in LONG_ACTIONS:
-            return None if self.busy else True
+            return True
         if action == "stop":
             return True if self.snapshot.job else None
         if action == "adopt":
@@ -229,6 +247,9 @@ class CharMLPApp(App):
 
     def action_reset(self) -> None:
         self.send(Action("reset"))
+
+    def action_undo(self) -> None:
+        self.send(Action("undo"))
 
     def action_stop(self) -> None:
         self.worker.stop()

@@ -54,6 +54,9 @@ class TrainingChart(Static):
     def redraw(self) -> None:
         self.update(self._draw(), layout=False)  # sized by app.tcss, not by what it draws
 
+    def on_resize(self) -> None:  # after layout: content_size is the new one
+        self.redraw()
+
     def _draw(self) -> Text:
         w, h = self.content_size.width, self.content_size.height
         if self.trainer is None or w < MIN_WIDTH or h < MIN_HEIGHT:
@@ -96,6 +99,9 @@ class SweepChart(Static):
 
     def redraw(self) -> None:
         self.update(self._draw(), layout=False)  # sized by app.tcss, not by what it draws
+
+    def on_resize(self) -> None:  # after layout: content_size is the new one
+        self.redraw()
 
     def _draw(self) -> Text:
         w, h = self.content_size.width, self.content_size.height

@@ -13,7 +13,7 @@ from core.errors import CharMLPError
 from core.actions import VERBS
 
 EXIT_USAGE = 2  # bad flags, bad input files, bad scripts
-EXIT_INTERRUPTED = 130  # stopped by a signal (Ctrl+C, SIGTERM, lost SSH connection)
+EXIT_INTERRUPTED = 130  # a second Ctrl+C; a first signal N exits with 128 + N as a shell reports it
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Settings:
     threads: int
     eval_every_s: float
     compile: bool  # compile the training chunk in the background (core.compiled)
+    autosave: Path | None  # where to save the model when the app or a headless run ends, however it ends
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -43,9 +44,16 @@ def _split(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag gets one line, not the whole usage block above it."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     verbs = "\n".join(f"  {usage:<24} {text}" for usage, text in VERBS.values())
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="charmlp-tui",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train the character-level MLP of makemore part 2 and find its learning rate, "
@@ -80,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--script-file", type=Path, metavar="FILE", help="read the actions from a file (one per line or ';')")
     run.add_argument("--json", action="store_true", help="with --headless: end stdout with one JSON summary line")
     run.add_argument("--force", action="store_true", help="let 'save' overwrite an existing file")
+    run.add_argument("--autosave", type=Path, metavar="CKPT",
+                     help="save the model to CKPT (atomically, overwriting it) whenever the app or a headless run "
+                          "ends: on quit, at the end of the script, and when stopped by Ctrl+C, SIGTERM or SIGHUP")
     run.add_argument("--eval-every", type=float, default=1.0, metavar="SECONDS",
                      help="in the app: full train/dev loss during runs at most this often (default 1; 0 = never)")
     return parser
@@ -106,12 +117,19 @@ def parse_settings(argv: list[str] | None) -> Settings:
             parser.error(f"--eval-every must be from 0 to 3600 seconds, got {args.eval_every}")
         if not 1 <= args.threads <= 256:
             parser.error(f"--threads must be from 1 to 256, got {args.threads}")
+        if args.autosave is not None:
+            autosave = args.autosave.expanduser()
+            if autosave.is_dir():
+                parser.error(f"--autosave {args.autosave}: is a directory; give a file name such as {autosave / 'model.pt'}")
+            if not autosave.parent.is_dir():
+                parser.error(f"--autosave {args.autosave}: the folder {autosave.parent} does not exist")
         return Settings(
             data=DataConfig(path=args.data, split=args.split),
             model=ModelConfig(block_size=args.block_size, emb_dim=args.emb_dim, hidden=args.hidden, seed=args.seed),
             train=TrainConfig(batch_size=args.batch_size, lr_exponent=args.lr_exp),
             load=args.load, headless=args.headless, script=script, json=args.json, force=args.force, threads=args.threads,
             eval_every_s=args.eval_every, compile=args.compile,
+            autosave=args.autosave.expanduser() if args.autosave is not None else None,
         )
     except CharMLPError as e:
         parser.error(str(e))
@@ -147,4 +165,6 @@ def main(argv: list[str] | None = None) -> int:
 
     app = CharMLPApp(settings, actions)
     app.run()
+    if app.worker.exit_note:  # e.g. where the autosave went: shown once the terminal is back
+        print(f"charmlp-tui: {app.worker.exit_note}", file=sys.stderr)
     return app.return_code or 0

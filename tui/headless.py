@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
@@ -42,8 +42,18 @@ def run_headless(settings: Settings, actions: list[Action]) -> int:
     err = Console(stderr=True)
     started = time.perf_counter()
     stop = StopFlag()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, stop.handle)
+    previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _run_headless(settings, actions, err, stop, started)
+    except KeyboardInterrupt:  # a second Ctrl+C: stop now, without the summary (the autosave has run)
+        err.print("charmlp-tui: interrupted", soft_wrap=True)
+        return EXIT_INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_headless(settings: Settings, actions: list[Action], err: Console, stop: StopFlag, started: float) -> int:
     try:
         with err.status("loading data and building the dataset…"):
             trainer = open_trainer(settings.data, settings.model, settings.train, settings.load)
@@ -53,6 +63,24 @@ def run_headless(settings: Settings, actions: list[Action]) -> int:
     _describe(trainer, err)
     if settings.compile and sum(a.args[0] for a in actions if a.verb == "run") >= COMPILE_FROM_STEPS:
         trainer.start_compiling(lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
+    try:
+        return _run_actions(trainer, actions, settings, err, stop, started)
+    finally:
+        if settings.autosave is not None:  # however the script ends: done, a bad action, a signal
+            _autosave(trainer, settings.autosave, err)
+
+
+def _autosave(trainer: Trainer, path: Path, err: Console) -> None:
+    try:
+        trainer.save(path, force=True)
+        err.print(f"charmlp-tui: saved the model to {path} (step {trainer.step})", markup=False, highlight=False,
+                  soft_wrap=True)
+    except CharMLPError as e:
+        err.print(f"charmlp-tui: error: autosave failed: {e}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _run_actions(trainer: Trainer, actions: list[Action], settings: Settings, err: Console, stop: StopFlag,
+                 started: float) -> int:
     summary: dict = {"samples": [], "divergences": []}
     steps = 0
     train_seconds = 0.0
@@ -93,7 +121,7 @@ def run_headless(settings: Settings, actions: list[Action]) -> int:
             "interrupted": stop(),
         })
         print(json.dumps(summary), flush=True)
-    return EXIT_INTERRUPTED if stop() else 0
+    return 128 + stop.signal if stop() else 0  # 130 for SIGINT, 143 SIGTERM, 129 SIGHUP, as a shell reports
 
 
 def _execute_with_progress(trainer: Trainer, action: Action, settings: Settings, err: Console, stop: StopFlag):

@@ -63,6 +63,7 @@ class Snapshot:
     history_len: int = 0
     long_started: int = 0  # long commands (run, sweep, reset, load) the worker has taken up
     engine: str = "eager"  # what runs the training steps: "eager", "eager, compiling…" or "compiled"
+    can_undo: bool = False  # a run has happened since the start, the last reset, load or undo
 
 
 class TrainerReady(Message):
@@ -108,6 +109,7 @@ class TrainerWorker:
         self._long_started = 0
         self.working = False  # applying a command taken from the queue (read by tests and benchmarks)
         self.compiling = False  # a background compile of the training steps is under way
+        self.exit_note: str | None = None  # a line for the terminal after the app has gone (the autosave)
         self._last_post = 0.0
         self._last_eval = 0.0
         self._eval_cost = 0.0
@@ -158,6 +160,18 @@ class TrainerWorker:
             self._apply(command)
             self.working = False
             self._post_state(force=True)
+        self._autosave()
+
+    def _autosave(self) -> None:
+        """On the way out, however the app ends (quit, a signal): the model to --autosave."""
+        path = self.settings.autosave
+        if path is None or self.trainer is None:
+            return
+        try:
+            self.trainer.save(path, force=True)
+            self.exit_note = f"saved the model to {path} (step {self.trainer.step})"
+        except CharMLPError as e:
+            self.exit_note = f"error: autosave failed: {e}"
 
     def _apply(self, command: Action | LrStep | Save, during_job: bool = False) -> None:
         from core.script import execute
@@ -238,6 +252,7 @@ class TrainerWorker:
             rate=progress.done / progress.elapsed_s if progress and progress.elapsed_s > 0 else 0.0,
             history_len=len(t.history), long_started=self._long_started,
             engine="compiled" if t.compiled else "eager, compiling…" if self.compiling else "eager",
+            can_undo=t.can_undo,
         )
         self.app.post_message(StateChanged(snapshot))
 
