@@ -38,6 +38,15 @@ class CheckpointState:
     batch_rng_state: torch.Tensor  # uint8 state of the minibatch generator
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it; done once, at import
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def save_checkpoint(path: Path, state: CheckpointState) -> None:
     path = Path(path)
     payload = {
@@ -58,6 +67,7 @@ def save_checkpoint(path: Path, state: CheckpointState) -> None:
         raise CheckpointError(f"{path}: folder {directory} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as a plain open() would; mkstemp makes it 0600
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
