@@ -4,7 +4,8 @@
 
 The app's figure is the rate its worker reports for one `run` pressed with space, with the UI
 live: snapshots at 5 Hz, charts redrawn, periodic evaluation every second. Both sides use the
-eager step (--no-compile): the compiled chunk holds the GIL far less often. Not a test.
+eager step, or with --compiled both the compiled chunk (the app's run starts once its
+background compile is done). Not a test.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from tui.cli import parse_settings
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
 
 
-async def app_rate(data: Path | None, steps: int) -> float:
-    app = CharMLPApp(parse_settings(["--no-compile"] + (["--data", str(data)] if data else [])))
+async def app_rate(data: Path | None, steps: int, compiled: bool) -> float:
+    flags = ([] if compiled else ["--no-compile"]) + (["--data", str(data)] if data else [])
+    app = CharMLPApp(parse_settings(flags))
     async with app.run_test(size=(160, 48)) as pilot:
-        while app.snapshot is None:
-            await asyncio.sleep(0.02)
+        while app.snapshot is None or (compiled and app.snapshot.engine != "compiled"):
+            await asyncio.sleep(0.1)
         app.steps_index = STEPS_PER_RUN.index(steps)
         await pilot.press("space")
         while app.busy:  # poll slowly: the harness's own wake-ups would take the GIL from training too
@@ -50,18 +52,22 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA if DEFAULT_DATA.exists() else None)
     parser.add_argument("--steps", type=int, default=100_000, choices=STEPS_PER_RUN)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compiled", action="store_true", help="both sides on the compiled chunk, once it is ready")
     args = parser.parse_args()
     torch.set_num_threads(1)
     trainer = open_trainer(DataConfig(path=args.data), ModelConfig(), TrainConfig())
+    if args.compiled:
+        trainer.start_compiling().join()
     core_rates, app_rates = [], []
     for _ in range(args.repeats):
         trainer.reset()
         t0 = time.perf_counter()
         result = trainer.run(args.steps)
         core_rates.append(result.steps / (time.perf_counter() - t0))
-        app_rates.append(asyncio.run(app_rate(args.data, args.steps)))
+        app_rates.append(asyncio.run(app_rate(args.data, args.steps, args.compiled)))
     core, app = statistics.median(core_rates), statistics.median(app_rates)
-    print(f"run {args.steps:,} steps, emb 2 / hidden 100 / batch 32, median of {args.repeats}")
+    engine = "compiled" if args.compiled else "eager"
+    print(f"run {args.steps:,} steps, emb 2 / hidden 100 / batch 32, {engine} step, median of {args.repeats}")
     print(f"core alone      {core:>10,.0f} steps/s")
     print(f"through the app {app:>10,.0f} steps/s   ({app / core:.0%} of core)")
 
