@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from core.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
+from core.compiled import ChunkFn, CompiledSteps, compile_chunk
 from core.config import MAX_RUN_STEPS, MAX_SWEEP_STEPS, ModelConfig, TrainConfig, check_lr_exponent
 from core.dataset import Dataset
 from core.errors import CheckpointError, ConfigError
@@ -25,7 +26,6 @@ from core.history import EvalPoint, LossHistory
 from core.losswatch import LossWatch
 from core.model import Params, init_params
 from core.sampling import sample_names
-from core.compiled import ChunkFn, CompiledSteps, compile_chunk
 from core.step import SGDStep
 from core.sweep import SweepResult, suggest_exponent
 

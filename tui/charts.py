@@ -40,22 +40,29 @@ def _line(figure, xs: list[float], ys: list[float], color: str | int | None = No
     return signal
 
 
-class TrainingChart(Static):
-    """log10 minibatch loss against step, with the periodic full-split losses on top."""
+class Chart(Static):
+    """A plotext drawing that fills the widget: redrawn on demand and whenever the widget resizes."""
 
     DEFAULT_CLASSES = "chart"
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.trainer: Trainer | None = None
-        self.border_title = "training: log10 loss vs step"
-        self.border_subtitle = f"minibatch · [{TRAIN}]● train[/] · [{DEV}]◆ dev[/]"
 
     def redraw(self) -> None:
         self.update(self._draw(), layout=False)  # sized by app.tcss, not by what it draws
 
     def on_resize(self) -> None:  # after layout: content_size is the new one
         self.redraw()
+
+    def _draw(self) -> Text:
+        raise NotImplementedError
+
+
+class TrainingChart(Chart):
+    """log10 minibatch loss against step, with the periodic full-split losses on top."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.trainer: Trainer | None = None
+        self.border_title = "training: log10 loss vs step"
+        self.border_subtitle = f"minibatch · [{TRAIN}]● train[/] · [{DEV}]◆ dev[/]"
 
     def _draw(self) -> Text:
         w, h = self.content_size.width, self.content_size.height
@@ -79,10 +86,8 @@ class TrainingChart(Static):
         return Text.from_ansi(figure.build().string())
 
 
-class SweepChart(Static):
+class SweepChart(Chart):
     """Loss against LR exponent for the latest sweep: raw, smoothed, and the suggestion marked."""
-
-    DEFAULT_CLASSES = "chart"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -95,12 +100,6 @@ class SweepChart(Static):
         self.border_title = (f"LR sweep at step {result.at_step}: suggested {suggestion:g}" if suggestion is not None
                              else f"LR sweep at step {result.at_step}: no suggestion")
         self.border_subtitle = f"[{RAW_MARKUP}]raw[/] · smoothed · [{SUGGESTED}]│ suggested[/]"
-        self.redraw()
-
-    def redraw(self) -> None:
-        self.update(self._draw(), layout=False)  # sized by app.tcss, not by what it draws
-
-    def on_resize(self) -> None:  # after layout: content_size is the new one
         self.redraw()
 
     def _draw(self) -> Text:
