@@ -118,7 +118,7 @@ def _run_actions(trainer: Trainer, actions: list[Action], settings: Settings, er
             "examples": ds.sizes(), "step": trainer.step, "lr_exponent": trainer.lr_exponent, "loss": losses,
             "elapsed_s": round(time.perf_counter() - started, 3),
             "steps_per_s": round(steps / train_seconds, 1) if train_seconds else None,
-            "interrupted": stop(),
+            "interrupted": stop(), "compiled": trainer.compiled,
         })
         print(json.dumps(summary), flush=True)
     return 128 + stop.signal if stop() else 0  # 130 for SIGINT, 143 SIGTERM, 129 SIGHUP, as a shell reports
