@@ -37,7 +37,8 @@ class Action:
     args: tuple = ()
 
     def __str__(self) -> str:
-        return " ".join([self.verb, *(f"{a:g}" if isinstance(a, float) else str(a) for a in self.args)])
+        # 10 digits: an LR exponent is kept to 6 decimals, and a recorded session must replay it exactly
+        return " ".join([self.verb, *(f"{a:.10g}" if isinstance(a, float) else str(a) for a in self.args)])
 
 
 def _number(text: str, what: str, where: str) -> float:

@@ -20,7 +20,8 @@ from tui.cli import Settings
 from tui.palette import TrainerCommands
 from tui.panels import StatusPanel
 from tui.screens import ConfirmScreen, HelpScreen, PathScreen
-from tui.worker import TrainerFailed, Logged, LrStep, TrainerReady, Save, Snapshot, StateChanged, SweepFinished, TrainerWorker
+from tui.worker import (Export, Logged, LrStep, Save, Snapshot, StateChanged, SweepFinished, TrainerFailed, TrainerReady,
+                        TrainerWorker)
 
 STEPS_PER_RUN = (100, 1_000, 10_000, 100_000, 1_000_000)
 LR_STEP = 0.1
@@ -28,7 +29,7 @@ SAMPLES_PER_PRESS = 10
 MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
 LONG_ACTIONS = {"run", "sweep", "reset", "load", "undo"}  # not while a job runs
 CHART_INTERVAL_S = 1.0  # during a job: every UI redraw takes the GIL from the training thread
-ALWAYS = {"help", "quit", "command_palette", "steps"}
+ALWAYS = {"help", "quit", "command_palette", "steps", "export"}
 
 
 class CharMLPApp(App):
@@ -50,6 +51,7 @@ class CharMLPApp(App):
         Binding("r", "reset", "reset"),
         Binding("ctrl+s", "save", "save", show=False),
         Binding("ctrl+o", "load", "load", show=False),
+        Binding("ctrl+e", "export", "export", show=False),
         Binding("escape", "stop", "stop"),
         Binding("f1,question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
@@ -66,6 +68,7 @@ class CharMLPApp(App):
         ("u", "undo the last run: parameters, step, LR and history as before it", "undo"),
         ("r", "reset: new parameters from the seed, history cleared", "reset"),
         ("ctrl+s / ctrl+o", "save / load a checkpoint", "save"),
+        ("ctrl+e", "export this session as a script that --headless --script-file replays", "export"),
         ("escape", "stop the running job at the next chunk boundary", "stop"),
         ("ctrl+p", "command palette", "command_palette"),
         ("? / F1", "this help", "help"),
@@ -81,7 +84,7 @@ class CharMLPApp(App):
         self.long_sent = 0
         self.steps_index = STEPS_PER_RUN.index(10_000)
         self.last_path = "charmlp.pt"
-        self.saved_paths: set[Path] = set()
+        self.written_paths: set[Path] = set()  # checkpoints and scripts this app wrote: no question to overwrite
         self.chart_drawn_at = 0.0
         self.chart_shows: tuple | None = None  # (history length, last evaluation) last drawn
 
@@ -261,22 +264,33 @@ class CharMLPApp(App):
         return [(text[0].upper() + text[1:], action, f"key: {key}") for key, text, action in self.HELP
                 if action not in ("command_palette", "help")] + [("Load a checkpoint", "load", "key: ctrl+o")]
 
-    def action_save(self) -> None:
+    def _ask_where(self, prompt: str, default: str, write) -> None:
+        """Ask for a path; a file that exists and was not written by this app needs a yes first."""
         def chosen(path: Path | None) -> None:
             if path is None:
                 return
-            if path.exists() and path.resolve() not in self.saved_paths:
+            if path.exists() and path.resolve() not in self.written_paths:
                 self.push_screen(ConfirmScreen(f"{path} exists. Overwrite it?"),
-                                 lambda yes: self._save(path, force=True) if yes else None)
+                                 lambda yes: write(path, True) if yes else None)
             else:
-                self._save(path, force=False)
+                write(path, False)
 
-        self.push_screen(PathScreen("Save checkpoint to:", self.last_path), chosen)
+        self.push_screen(PathScreen(prompt, default), chosen)
 
-    def _save(self, path: Path, force: bool) -> None:
-        self.last_path = str(path)
-        self.saved_paths.add(path.resolve())
-        self.send(Save(path, force))
+    def action_save(self) -> None:
+        def save(path: Path, force: bool) -> None:
+            self.last_path = str(path)
+            self.written_paths.add(path.resolve())
+            self.send(Save(path, force))
+
+        self._ask_where("Save checkpoint to:", self.last_path, save)
+
+    def action_export(self) -> None:
+        def export(path: Path, force: bool) -> None:
+            self.written_paths.add(path.resolve())
+            self.send(Export(path, force))
+
+        self._ask_where("Export the session as a script to:", "charmlp-session.txt", export)
 
     def action_load(self) -> None:
         def chosen(path: Path | None) -> None:

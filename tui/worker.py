@@ -19,6 +19,7 @@ from textual.message import Message
 
 from core.actions import Action
 from core.errors import CharMLPError
+from core.recording import SessionRecord, write_text_atomically
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -39,6 +40,12 @@ class LrStep:
 
 @dataclass(frozen=True)
 class Save:
+    path: Path
+    force: bool
+
+
+@dataclass(frozen=True)
+class Export:
     path: Path
     force: bool
 
@@ -110,6 +117,8 @@ class TrainerWorker:
         self.working = False  # applying a command taken from the queue (read by tests and benchmarks)
         self.compiling = False  # a background compile of the training steps is under way
         self.exit_note: str | None = None  # a line for the terminal after the app has gone (the autosave)
+        self.record = SessionRecord()  # every action applied, as a replayable script (ctrl+e exports it)
+        self._written: set[Path] = set()  # session scripts written: safe to overwrite
         self._last_post = 0.0
         self._last_eval = 0.0
         self._eval_cost = 0.0
@@ -119,7 +128,7 @@ class TrainerWorker:
     def start(self) -> None:
         self.thread.start()
 
-    def send(self, command: Action | LrStep | Save) -> None:
+    def send(self, command: Action | LrStep | Save | Export) -> None:
         self.commands.put(command)
 
     def stop(self) -> None:
@@ -173,10 +182,13 @@ class TrainerWorker:
         except CharMLPError as e:
             self.exit_note = f"error: autosave failed: {e}"
 
-    def _apply(self, command: Action | LrStep | Save, during_job: bool = False) -> None:
+    def _apply(self, command: Action | LrStep | Save | Export, during_job: bool = False) -> None:
         from core.script import execute
 
         trainer, force = self.trainer, False
+        if isinstance(command, Export):
+            self._export(command)
+            return
         if isinstance(command, LrStep):
             command = Action("lr", (round(trainer.lr_exponent + command.delta, 6),))
         elif isinstance(command, Save):
@@ -189,6 +201,10 @@ class TrainerWorker:
         long = command.verb in ("run", "sweep")
         if long:
             self._job = str(command)
+        if during_job:
+            self.record.split_run(trainer.step)
+        if command.verb == "run":
+            self.record.run_started(command.args[0], trainer.step)
         try:
             outcome = execute(trainer, command, self._on_progress, self.stop_job.is_set, force=force)
         except CharMLPError as e:
@@ -200,6 +216,10 @@ class TrainerWorker:
         finally:
             if long:
                 self._job = None
+        if outcome.run is not None:
+            self.record.run_ended(outcome.run.stopped, trainer.step)
+        else:
+            self.record.applied(command)
         self._log(outcome.summary, error=bool(outcome.run and outcome.run.divergence))
         if outcome.sweep is not None:
             self.app.post_message(SweepFinished())
@@ -224,6 +244,23 @@ class TrainerWorker:
             if time.monotonic() - self._last_eval >= max(self.eval_every_s, 20 * self._eval_cost):
                 self._evaluate_now()
         self._post_state(progress=progress)
+
+    def _export(self, command: Export) -> None:
+        s = self.settings
+        flags = [f"--data {s.data.path.resolve()}" if s.data.path else "",
+                 f"--split {','.join(f'{f:g}' for f in s.data.split)}",
+                 f"--block-size {s.model.block_size} --emb-dim {s.model.emb_dim} --hidden {s.model.hidden}",
+                 f"--seed {s.model.seed} --batch-size {s.train.batch_size} --lr-exp {s.train.lr_exponent:g}",
+                 f"--load {s.load.resolve()}" if s.load else ""]
+        header = ["charmlp-tui session. Replay it (add --no-compile both here and in the app for exact losses):",
+                  f"  charmlp-tui --headless {' '.join(f for f in flags if f)} --script-file {command.path.name} --json"]
+        try:
+            path = write_text_atomically(command.path, self.record.script(header, self.trainer.step), command.force,
+                                         self._written)
+        except CharMLPError as e:
+            self._log(f"export: {e}", error=True)
+            return
+        self._log(f"export: wrote {path} ({len(self.record.lines)} actions)")
 
     def _compiled(self, line: str) -> None:
         """From the compile thread: one line for the log; the next snapshot shows the engine."""

@@ -1,0 +1,80 @@
+"""A session as a replayable script: every action applied, in the headless script language.
+
+The app's keys become actions (core.actions); a run is recorded as `run N`. An action applied in
+the middle of a run (an LR change, a decay, an evaluation, samples) splits it: `run 2400; lr -1.2;
+run 7600`. Runs and minibatches are deterministic given the seed, so replaying the script with
+`charmlp-tui --headless --script-file` reproduces the losses, exactly on the same engine
+(--no-compile both times), within float noise otherwise. One caveat: the blow-up watch starts
+afresh with each `run`, so a run that blew up after a mid-run change may stop at another step.
+Free of torch.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from core.actions import Action
+from core.errors import ConfigError
+
+
+class SessionRecord:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._run_start: int | None = None  # step where the current segment of a run began
+        self._run_left = 0  # steps the current run still has to go, as requested
+
+    def applied(self, action: Action) -> None:
+        """An action other than run, applied successfully. Saving is kept as a comment: a replay
+        should not write over the files of the session it replays."""
+        self.lines.append(f"# {action}" if action.verb == "save" else str(action))
+
+    def run_started(self, steps: int, at_step: int) -> None:
+        self._run_start, self._run_left = at_step, steps
+
+    def split_run(self, at_step: int) -> None:
+        """An action is about to be applied mid-run: close the run's segment so far."""
+        if self._run_start is not None and at_step > self._run_start:
+            self.lines.append(f"run {at_step - self._run_start}")
+            self._run_left -= at_step - self._run_start
+            self._run_start = at_step
+
+    def run_ended(self, stopped: bool, at_step: int) -> None:
+        """A stopped run is recorded as the steps it took; one that ended by itself (finished, or
+        blew up and rolled back) as the steps requested, so that a replay does the same."""
+        if self._run_start is None:
+            return
+        steps = at_step - self._run_start if stopped else self._run_left
+        if steps > 0:
+            self.lines.append(f"run {steps}")
+        self._run_start = None
+
+    def script(self, header: list[str], now_at_step: int | None = None) -> str:
+        """The script so far; during a run, its steps up to now_at_step are included."""
+        lines = [f"# {line}" for line in header] + self.lines
+        if self._run_start is not None and now_at_step is not None and now_at_step > self._run_start:
+            lines += [f"run {now_at_step - self._run_start}", "# (exported during a run: its remaining steps are not here)"]
+        return "\n".join(lines) + "\n"
+
+
+def write_text_atomically(path: Path, text: str, force: bool, written: set[Path]) -> Path:
+    """Write via a temporary file and a rename; an existing file not in `written` needs force."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; give a file name such as {path / 'session.txt'}")
+    if path.exists() and not force and path.resolve() not in written:
+        raise ConfigError(f"{path}: already exists; choose another name or overwrite it")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ConfigError(f"{path}: folder {directory} does not exist")
+    tmp = directory / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"  # open(): the user's umask applies
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"{path}: cannot write ({e.strerror or e})") from None
+    written.add(path.resolve())
+    return path

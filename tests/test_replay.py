@@ -1,0 +1,86 @@
+"""Replayable sessions (core.recording): what the app did, exported with ctrl+e, replayed headless."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from app_helpers import app_settings, log_text, settle, start_long_run
+from core.actions import Action, parse_script
+from core.recording import SessionRecord
+from tui.app import CharMLPApp
+from tui.cli import main
+
+
+def test_mid_run_actions_split_the_run_and_a_stopped_run_records_its_steps():
+    record = SessionRecord()
+    record.applied(Action("lr", (-0.934567,)))
+    record.run_started(10_000, at_step=0)
+    record.split_run(at_step=2_400)
+    record.applied(Action("decay"))
+    record.run_ended(stopped=False, at_step=9_000)  # finished, or blew up and rolled back: as requested
+    record.run_started(1_000_000, at_step=10_000)
+    record.split_run(at_step=10_000)  # nothing ran yet: no empty segment
+    record.applied(Action("sample", (5,)))
+    record.run_ended(stopped=True, at_step=13_000)
+    record.applied(Action("save", ("m.pt",)))
+    assert record.lines == ["lr -0.934567", "run 2400", "decay", "run 7600", "sample 5", "run 3000", "# save m.pt"]
+    assert [str(a) for a in parse_script(record.script(["header"]))] == record.lines[:-1]
+
+
+def test_a_script_exported_during_a_run_holds_the_steps_so_far():
+    record = SessionRecord()
+    record.run_started(100_000, at_step=0)
+    assert "run 4200\n# (exported during a run" in record.script([], now_at_step=4_200)
+
+
+@pytest.fixture
+def headless(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+
+    def run(*args: str) -> dict:
+        assert main(["--headless", "--no-compile", *args, "--json"]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    return run
+
+
+async def test_an_exported_session_replays_to_the_same_losses(small_file, tmp_path, headless):
+    script = tmp_path / "session.txt"
+    app = CharMLPApp(app_settings(small_file))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        await pilot.press("a", "left_square_bracket", "space")  # adopt, run 1000
+        await settle(pilot)
+        await start_long_run(pilot)  # 1M steps, changed and stopped midway
+        await asyncio.sleep(0.3)
+        await pilot.press("up", "d")
+        await asyncio.sleep(0.3)
+        await pilot.press("g")
+        await asyncio.sleep(0.2)
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("e", "g")
+        await settle(pilot)
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+        app.screen.query_one("Input").value = str(script)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert f"export: wrote {script}" in log_text(app)
+        trainer = app.worker.trainer
+        step, lr, train, dev = trainer.step, trainer.lr_exponent, trainer.split_loss("train"), trainer.split_loss("dev")
+        log = log_text(app)
+        await pilot.press("q")
+    text = script.read_text()
+    assert "charmlp-tui --headless" in text and "\nrun 1000\n" in text and "\ndecay\n" in text
+    summary = headless("--data", str(small_file), "--script-file", str(script))
+    assert summary["step"] == step and summary["lr_exponent"] == pytest.approx(lr)
+    assert summary["loss"]["train"] == train and summary["loss"]["dev"] == dev  # same engine: exact
+    assert 1_000 < step < 1_000_000
+    names = summary["samples"]
+    assert len(names) == 20 and f"sample: {' '.join(names[:10])}" in log and f"sample: {' '.join(names[10:])}" in log
