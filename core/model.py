@@ -58,3 +58,15 @@ def forward_logits(params: Params, X: torch.Tensor) -> torch.Tensor:
     emb = params.C[X]  # (N, block_size, emb_dim)
     h = torch.tanh(emb.view(X.shape[0], -1) @ params.W1 + params.b1)  # (N, hidden)
     return h @ params.W2 + params.b2
+
+
+def embedding_2d(C: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """(V, E) embeddings -> (V, 2) points to draw, and how they were made: the two dims
+    themselves for E <= 2 (as the lecture plots them), else the first two principal components."""
+    if C.shape[1] == 1:
+        return torch.cat([C, torch.zeros_like(C)], 1), "dim 0"
+    if C.shape[1] == 2:
+        return C.clone(), "dims 0, 1"
+    centered = C - C.mean(0)
+    _, _, Vh = torch.linalg.svd(centered, full_matrices=False)  # rows of Vh: principal directions
+    return centered @ Vh[:2].T, f"PCA of {C.shape[1]} dims"

@@ -146,3 +146,32 @@ async def test_background_compile_switches_the_engine(small_file):
         await settle(pilot)
         assert app.snapshot.step == 2000 and app.snapshot.engine == "compiled"
         assert "steps      compiled" in str(app.query_one("#state").render())
+
+
+async def test_the_embedding_map_replaces_the_sweep_chart_and_back(app):
+    from tui.charts import EmbeddingChart
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("left_square_bracket", "space", "m")
+        await settle(pilot)
+        chart = app.query_one(EmbeddingChart)
+        assert chart.display and not app.query_one(SweepChart).display
+        assert "embeddings at step 1,000: dims 0, 1" in str(chart.border_title)
+        drawn = str(chart.render())
+        assert "┤" in drawn and all(c in drawn for c in ".aeiou")  # each character is a labelled point
+        await pilot.press("m")
+        await pilot.pause()
+        assert app.query_one(SweepChart).display and not chart.display
+
+
+def test_a_wide_embedding_is_drawn_through_its_principal_components():
+    import torch
+
+    from core.model import embedding_2d
+
+    C = torch.randn(27, 10, generator=torch.Generator().manual_seed(0))
+    points, kind = embedding_2d(C)
+    assert points.shape == (27, 2) and kind == "PCA of 10 dims"
+    centered = C - C.mean(0)
+    assert points.var(0).sum() <= centered.var(0).sum() and points[:, 0].var() >= points[:, 1].var()

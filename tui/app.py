@@ -15,7 +15,7 @@ from textual.geometry import Size
 from textual.widgets import Footer, Label, ProgressBar, RichLog
 
 from core.actions import Action
-from tui.charts import SweepChart, TrainingChart
+from tui.charts import EmbeddingChart, SweepChart, TrainingChart
 from tui.cli import Settings
 from tui.palette import TrainerCommands
 from tui.panels import StatusPanel
@@ -29,7 +29,7 @@ SAMPLES_PER_PRESS = 10
 MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
 LONG_ACTIONS = {"run", "sweep", "reset", "load", "undo"}  # not while a job runs
 CHART_INTERVAL_S = 1.0  # during a job: every UI redraw takes the GIL from the training thread
-ALWAYS = {"help", "quit", "command_palette", "steps", "export"}
+ALWAYS = {"help", "quit", "command_palette", "steps", "export", "toggle_embedding"}
 
 
 class CharMLPApp(App):
@@ -52,6 +52,7 @@ class CharMLPApp(App):
         Binding("ctrl+s", "save", "save", show=False),
         Binding("ctrl+o", "load", "load", show=False),
         Binding("ctrl+e", "export", "export", show=False),
+        Binding("m", "toggle_embedding", "emb map", show=False),
         Binding("escape", "stop", "stop"),
         Binding("f1,question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
@@ -69,6 +70,7 @@ class CharMLPApp(App):
         ("r", "reset: new parameters from the seed, history cleared", "reset"),
         ("ctrl+s / ctrl+o", "save / load a checkpoint", "save"),
         ("ctrl+e", "export this session as a script that --headless --script-file replays", "export"),
+        ("m", "show the characters' embeddings instead of the LR sweep, and back", "toggle_embedding"),
         ("escape", "stop the running job at the next chunk boundary", "stop"),
         ("ctrl+p", "command palette", "command_palette"),
         ("? / F1", "this help", "help"),
@@ -95,6 +97,7 @@ class CharMLPApp(App):
             with Vertical(id="charts"):
                 yield TrainingChart(id="training")
                 yield SweepChart(id="sweep")
+                yield EmbeddingChart(id="embedding")
         with Horizontal(id="progress-row"):
             yield ProgressBar(id="progress", total=1, show_eta=False)
             yield Label("", id="rate")
@@ -172,8 +175,21 @@ class CharMLPApp(App):
         if shown != self.chart_shows and (s.job is None or now - self.chart_drawn_at >= CHART_INTERVAL_S):
             self.chart_drawn_at, self.chart_shows = now, shown
             self.query_one(TrainingChart).redraw()
+            self._show_embedding()
         if previous is None or previous.job != s.job or s.long_started != previous.long_started:
             self.refresh_bindings()
+
+    def _show_embedding(self) -> None:
+        chart, s, trainer = self.query_one(EmbeddingChart), self.snapshot, self.query_one(StatusPanel).trainer
+        if chart.display and s is not None and s.embedding is not None and trainer is not None:
+            vocab = trainer.dataset.vocab
+            chart.show_points(s.embedding, [vocab.itos(i) for i in range(vocab.size)], s.embedding_kind, s.step)
+
+    def action_toggle_embedding(self) -> None:
+        embedding = self.query_one(EmbeddingChart)
+        embedding.display = not embedding.display
+        self.query_one(SweepChart).display = not embedding.display
+        self._show_embedding()
 
     def on_logged(self, message: Logged) -> None:
         self.log_line(message.text, message.error)

@@ -118,3 +118,34 @@ class SweepChart(Chart):
             low, high = min(r.losses), max(r.losses)
             _line(figure, [r.suggested_exponent] * 2, [low, high], SUGGESTED)
         return Text.from_ansi(figure.build().string())
+
+
+class EmbeddingChart(Chart):
+    """The characters' embeddings as points labelled by their character, as the lecture draws
+    them for emb 2 (the first two principal components for a wider embedding)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.points: list[tuple[float, float]] = []
+        self.labels: list[str] = []
+        self.border_title = "embeddings"
+
+    def show_points(self, points, labels: list[str], kind: str, step: int) -> None:
+        self.points, self.labels = [(float(x), float(y)) for x, y in points.tolist()], labels
+        self.border_title = f"embeddings at step {step:,}: {kind}"
+        self.redraw()
+
+    def _draw(self) -> Text:
+        w, h = self.content_size.width, self.content_size.height
+        if not self.points:
+            return Text("")
+        if w < MIN_WIDTH or h < MIN_HEIGHT:
+            return Text("(too small)")
+        figure = _new_figure(w, h)
+        xs, ys = [p[0] for p in self.points], [p[1] for p in self.points]
+        pad_x, pad_y = 0.05 * (max(xs) - min(xs) or 1), 0.05 * (max(ys) - min(ys) or 1)
+        figure.ruler("x").lim(min(xs) - pad_x, max(xs) + pad_x)
+        figure.ruler("y").lim(min(ys) - pad_y, max(ys) + pad_y)
+        for (x, y), label in zip(self.points, self.labels):
+            figure.draw(figure.text(x, y, label, alignment="center"))
+        return Text.from_ansi(figure.build().string())

@@ -71,6 +71,8 @@ class Snapshot:
     long_started: int = 0  # long commands (run, sweep, reset, load) the worker has taken up
     engine: str = "eager"  # what runs the training steps: "eager", "eager, compiling…" or "compiled"
     can_undo: bool = False  # a run has happened since the start, the last reset, load or undo
+    embedding: Any = None  # (V, 2) tensor: the characters' embeddings as drawn (core.model.embedding_2d)
+    embedding_kind: str = ""  # how they were projected to 2-D
 
 
 class TrainerReady(Message):
@@ -279,8 +281,11 @@ class TrainerWorker:
         if not force and now - self._last_post < SNAPSHOT_INTERVAL_S:
             return
         self._last_post = now
+        from core.model import embedding_2d
+
         t = self.trainer
         evals = t.evals
+        points, kind = embedding_2d(t.params.C)  # a copy: the UI never reads the live parameters
         snapshot = Snapshot(
             step=t.step, lr_exponent=t.lr_exponent,
             last_loss=progress.loss if progress else t.history.last(),
@@ -289,7 +294,7 @@ class TrainerWorker:
             rate=progress.done / progress.elapsed_s if progress and progress.elapsed_s > 0 else 0.0,
             history_len=len(t.history), long_started=self._long_started,
             engine="compiled" if t.compiled else "eager, compiling…" if self.compiling else "eager",
-            can_undo=t.can_undo,
+            can_undo=t.can_undo, embedding=points, embedding_kind=kind,
         )
         self.app.post_message(StateChanged(snapshot))
 
