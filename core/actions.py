@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.config import MAX_RUN_STEPS, MAX_SWEEP_STEPS, check_lr_exponent
+from core.config import MAX_RUN_STEPS, MAX_SWEEP_REPEATS, MAX_SWEEP_STEPS, check_lr_exponent
 from core.errors import CharMLPError, ScriptError
 
 # verb -> (usage, help): the source of truth for parsing errors, --help and the app's help screen
@@ -23,7 +23,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "run": ("run N", f"train N minibatch steps (1 to {MAX_RUN_STEPS:,})"),
     "decay": ("decay [FACTOR]", "divide the learning rate by FACTOR (default 10)"),
     "undo": ("undo", "undo the last run: parameters, step, learning rate and history as they were before it"),
-    "sweep": ("sweep [START END STEPS]", "LR sweep: one step per LR at 10**linspace(START, END, STEPS), default -3 0 1000; parameters restored"),
+    "sweep": ("sweep [START END STEPS] [--repeats N]",
+              "LR sweep: one step per LR at 10**linspace(START, END, STEPS), default -3 0 1000; parameters restored; "
+              "--repeats N: N sweeps over different minibatches, their mean, band and the suggestions' spread"),
     "eval": ("eval", "exact full train and dev loss now"),
     "sample": ("sample N", "N names drawn from the model (1 to 1000)"),
     "save": ("save PATH", "write a checkpoint"),
@@ -37,6 +39,8 @@ class Action:
     args: tuple = ()
 
     def __str__(self) -> str:
+        if self.verb == "sweep" and len(self.args) == 4:
+            return f"{Action('sweep', self.args[:3])} --repeats {self.args[3]}"
         # 10 digits: an LR exponent is kept to 6 decimals, and a recorded session must replay it exactly
         return " ".join([self.verb, *(f"{a:.10g}" if isinstance(a, float) else str(a) for a in self.args)])
 
@@ -65,6 +69,13 @@ def parse_action(text: str, where: str = "action") -> Action:
     if verb not in VERBS:
         raise ScriptError(f"{where}: unknown action {verb!r}; actions are {', '.join(VERBS)}")
     usage = VERBS[verb][0]
+    repeats = None
+    if verb == "sweep" and "--repeats" in args:
+        at = args.index("--repeats")
+        if at + 1 >= len(args):
+            raise ScriptError(f"{where}: expected '{usage}'")
+        repeats = _count(args[at + 1], "N", where, 1, MAX_SWEEP_REPEATS)
+        args = args[:at] + args[at + 2 :]
     arity = {"reset": (0,), "eval": (0,), "undo": (0,), "lr": (1,), "run": (1,), "sample": (1,), "save": (1,), "load": (1,),
              "decay": (0, 1), "sweep": (0, 3)}[verb]
     if len(args) not in arity:
@@ -81,12 +92,13 @@ def parse_action(text: str, where: str = "action") -> Action:
             if not 1 < factor <= 1e6:
                 raise ScriptError(f"{where}: FACTOR must be above 1 and at most 1e6 (the LR is divided by it), got {args[0]!r}")
             return Action(verb, (factor,) if args else ())
-        if verb == "sweep" and args:
-            start = check_lr_exponent(_number(args[0], "START", where), "START")
-            end = check_lr_exponent(_number(args[1], "END", where), "END")
+        if verb == "sweep" and (args or repeats):
+            start = check_lr_exponent(_number(args[0], "START", where), "START") if args else -3.0
+            end = check_lr_exponent(_number(args[1], "END", where), "END") if args else 0.0
             if start >= end:
                 raise ScriptError(f"{where}: START must be below END")
-            return Action(verb, (start, end, _count(args[2], "STEPS", where, 10, MAX_SWEEP_STEPS)))
+            steps = _count(args[2], "STEPS", where, 10, MAX_SWEEP_STEPS) if args else 1000
+            return Action(verb, (start, end, steps) + ((repeats,) if repeats else ()))
     except ScriptError:
         raise
     except CharMLPError as e:

@@ -15,6 +15,7 @@ LECTURE_SEED = 2147483647  # the seed of the makemore lecture's torch.Generator
 LR_EXPONENT_RANGE = (-8.0, 3.0)  # 1e-8 .. 1e3: beyond this no experiment is meaningful
 MAX_RUN_STEPS = 100_000_000
 MAX_SWEEP_STEPS = 100_000
+MAX_SWEEP_REPEATS = 20
 
 
 def _check_int(name: str, value: int, low: int, high: int) -> None:

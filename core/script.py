@@ -52,7 +52,11 @@ def execute(trainer: Trainer, action: Action, on_progress: ProgressFn = ignore_p
         result = trainer.sweep(*args, on_progress=on_progress, should_stop=should_stop)
         suggested = "none" if result.suggested_exponent is None else f"{result.suggested_exponent:g}"
         end = " (stopped early)" if result.stopped_early else ""
-        return Outcome(f"sweep: {len(result.losses)} steps{end}; suggested lr exponent {suggested}", sweep=result)
+        repeats = ""
+        if result.repeats > 1:
+            spread = result.suggestion_spread
+            repeats = f" (mean of {result.repeats}" + (f"; each alone: {spread[0]:g} to {spread[1]:g})" if spread else ")")
+        return Outcome(f"sweep: {len(result.losses)} steps{end}; suggested lr exponent {suggested}{repeats}", sweep=result)
     if verb == "eval":
         point = trainer.evaluate()
         return Outcome(f"eval at step {point.step}: train {_loss(point.train)}, dev {_loss(point.dev)}")

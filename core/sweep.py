@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 
 BASIN_TOLERANCE = 0.10  # "near the minimum" = within 10% of it
 SUGGESTION_RULE = "left edge of the basin: smallest exponent whose smoothed loss stays within 10% of the minimum"
@@ -17,6 +18,28 @@ class SweepResult:
     suggested_exponent: float | None
     stopped_early: bool  # the loss blew up (core.losswatch) before the last exponent
     requested_steps: int
+    repeats: int = 1  # sweeps over different minibatches; losses and smoothed are then their means
+    band: list[float] = field(default_factory=list)  # with repeats: std of the smoothed loss across them
+    suggestions: list[float | None] = field(default_factory=list)  # with repeats: each one's own suggestion
+
+    @property
+    def suggestion_spread(self) -> tuple[float, float] | None:
+        """Lowest and highest of the repeats' own suggestions."""
+        found = [s for s in self.suggestions if s is not None]
+        return (min(found), max(found)) if len(found) > 1 else None
+
+
+def combine_repeats(at_step: int, exponents: list[float], runs: list[tuple[list[float], list[float]]],
+                    requested_steps: int) -> SweepResult:
+    """One result from several sweeps over the same exponents: the mean curves up to where the
+    shortest one stopped, the band of their smoothed losses, and each one's suggestion."""
+    n = min(len(losses) for losses, _ in runs)
+    mean_losses = [statistics.fmean(losses[i] for losses, _ in runs) for i in range(n)]
+    mean_smoothed = [statistics.fmean(smoothed[i] for _, smoothed in runs) for i in range(n)]
+    band = [statistics.pstdev(smoothed[i] for _, smoothed in runs) for i in range(n)] if len(runs) > 1 else []
+    suggestions = [suggest_exponent(exponents[: len(smoothed)], smoothed) for _, smoothed in runs] if len(runs) > 1 else []
+    return SweepResult(at_step, exponents[:n], mean_losses, mean_smoothed, suggest_exponent(exponents[:n], mean_smoothed),
+                       n < requested_steps, requested_steps, len(runs), band, suggestions)
 
 
 def suggest_exponent(exponents: list[float], smoothed: list[float]) -> float | None:

@@ -18,7 +18,7 @@ import torch
 
 from core.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
 from core.compiled import ChunkFn, CompiledSteps, compile_chunk
-from core.config import MAX_RUN_STEPS, MAX_SWEEP_STEPS, ModelConfig, TrainConfig, check_lr_exponent
+from core.config import MAX_RUN_STEPS, MAX_SWEEP_REPEATS, MAX_SWEEP_STEPS, ModelConfig, TrainConfig, check_lr_exponent
 from core.dataset import Dataset
 from core.errors import CheckpointError, ConfigError
 from core.evaluate import ContextCounts, bigram_loss, count_contexts, mean_loss
@@ -27,7 +27,10 @@ from core.losswatch import LossWatch
 from core.model import Params, init_params
 from core.sampling import sample_names
 from core.step import SGDStep
-from core.sweep import SweepResult, suggest_exponent
+from core.sweep import SweepResult, combine_repeats
+
+SWEEP_REPEAT_SEED_STRIDE = 7919  # repeat r of a sweep draws its minibatches from seed + 2 + step + 7919 r
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -298,11 +301,13 @@ class Trainer:
         return sample_names(self.params, self.dataset.vocab, self.model_config.block_size, n, self._sample_gen)
 
     # ---- learning-rate sweep ----------------------------------------------------------------
-    def sweep(self, start: float = -3.0, end: float = 0.0, steps: int = 1000,
+    def sweep(self, start: float = -3.0, end: float = 0.0, steps: int = 1000, repeats: int = 1,
               on_progress: ProgressFn = ignore_progress, should_stop: StopFn = never_stop) -> SweepResult:
         """One step per learning rate at 10**linspace(start, end, steps), from the current parameters.
 
-        Stops once the loss blows up (core.losswatch). Parameters, step and the training
+        Stops once the loss blows up (core.losswatch). With repeats > 1 the sweep is done that
+        many times over different minibatches and the result holds their mean, their band and
+        each one's suggestion (core.sweep.combine_repeats). Parameters, step and the training
         minibatch generator are untouched afterwards, bit for bit.
         """
         start, end = check_lr_exponent(start, "sweep start"), check_lr_exponent(end, "sweep end")
@@ -310,33 +315,50 @@ class Trainer:
             raise ConfigError(f"sweep start must be below its end, got {start:g} .. {end:g}")
         if isinstance(steps, bool) or not isinstance(steps, int) or not 10 <= steps <= MAX_SWEEP_STEPS:
             raise ConfigError(f"sweep steps must be a whole number from 10 to {MAX_SWEEP_STEPS:,}, got {steps!r}")
-        train, B, chunk = self.dataset.train, self.train_config.batch_size, self.train_config.chunk_steps
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_SWEEP_REPEATS:
+            raise ConfigError(f"sweep repeats must be a whole number from 1 to {MAX_SWEEP_REPEATS}, got {repeats!r}")
         exponents = torch.linspace(start, end, steps).tolist()
-        gen = torch.Generator().manual_seed(self.model_config.seed + 2 + self.step)  # own minibatches
         saved = self.params.clone()
-        watch = LossWatch()
-        losses: list[float] = []
-        stopped = False
+        runs: list[tuple[list[float], list[float]]] = []
         t_start = time.perf_counter()
         try:
-            for lo in range(0, steps, chunk):
-                exps = exponents[lo : lo + chunk]
-                ix = torch.randint(0, len(train), (len(exps), B), generator=gen)
-                chunk_losses = self._sgd.run(train.X[ix], train.Y[ix], [10.0**e for e in exps]).tolist()
-                bad = watch.first_bad(chunk_losses)
-                losses += chunk_losses[:bad]
-                on_progress(Progress("sweep", lo + len(exps), steps, self.step, chunk_losses[-1], exps[-1],
-                                     time.perf_counter() - t_start))
-                if bad is not None or should_stop():
-                    stopped = len(losses) < steps
+            for r in range(repeats):
+                # each repeat its own minibatches; the first as a single sweep has always drawn them
+                gen = torch.Generator().manual_seed(self.model_config.seed + 2 + self.step + SWEEP_REPEAT_SEED_STRIDE * r)
+
+                def progress(done: int, loss: float, exponent: float) -> None:
+                    on_progress(Progress("sweep", r * steps + done, repeats * steps, self.step, loss, exponent,
+                                         time.perf_counter() - t_start))
+
+                losses, smoothed, cancelled = self._sweep_once(exponents, gen, progress, should_stop)
+                self.params.copy_(saved)
+                runs.append((losses, smoothed))
+                if cancelled:
                     break
         finally:
             self.params.copy_(saved)
-        exponents = exponents[: len(losses)]
-        result = SweepResult(self.step, exponents, losses, watch.smoothed,
-                             suggest_exponent(exponents, watch.smoothed), stopped, steps)
+        result = combine_repeats(self.step, exponents, runs, steps)
         self.sweeps.append(result)
         return result
+
+    def _sweep_once(self, exponents: list[float], gen: torch.Generator, progress: Callable[[int, float, float], None],
+                    should_stop: StopFn) -> tuple[list[float], list[float], bool]:
+        """One ramp from the current parameters (left changed): (losses, smoothed, cancelled)."""
+        train, B, chunk = self.dataset.train, self.train_config.batch_size, self.train_config.chunk_steps
+        watch = LossWatch()
+        losses: list[float] = []
+        for lo in range(0, len(exponents), chunk):
+            exps = exponents[lo : lo + chunk]
+            ix = torch.randint(0, len(train), (len(exps), B), generator=gen)
+            chunk_losses = self._sgd.run(train.X[ix], train.Y[ix], [10.0**e for e in exps]).tolist()
+            bad = watch.first_bad(chunk_losses)
+            losses += chunk_losses[:bad]
+            progress(lo + len(exps), chunk_losses[-1], exps[-1])
+            if bad is not None:
+                break
+            if should_stop():
+                return losses, watch.smoothed, True
+        return losses, watch.smoothed, False
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save(self, path: Path, force: bool = False) -> Path:

@@ -175,3 +175,25 @@ def test_a_wide_embedding_is_drawn_through_its_principal_components():
     assert points.shape == (27, 2) and kind == "PCA of 10 dims"
     centered = C - C.mean(0)
     assert points.var(0).sum() <= centered.var(0).sum() and points[:, 0].var() >= points[:, 1].var()
+
+
+async def test_five_sweeps_show_a_band_and_earlier_sweeps_overlay(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        await pilot.press("left_square_bracket", "space")  # run 1000, so the next sweeps start elsewhere
+        await settle(pilot)
+        await pilot.press("S")
+        await settle(pilot)
+        result = app.worker.trainer.sweeps[-1]
+        low, high = result.suggestion_spread
+        assert result.repeats == 5 and len(result.band) == len(result.smoothed) and low <= high
+        chart = app.query_one(SweepChart)
+        assert f"at step 1,000: suggested {result.suggested_exponent:g} (mean of 5; each {low:g} to {high:g})" in str(
+            chart.border_title)
+        assert "± 1 std" in str(chart.border_subtitle) and "step 0" not in str(chart.border_subtitle)
+        await pilot.press("o")
+        await pilot.pause()
+        assert "step 0" in str(chart.border_subtitle)
+        assert f"(mean of 5; each alone: {low:g} to {high:g})" in log_text(app)

@@ -13,7 +13,7 @@ def charmlp(*args, timeout=120):
 
 
 def test_headless_json_summary(small_file):
-    out = charmlp("--headless", "--data", str(small_file), "--script", "sweep -3 0 100; run 500; decay; run 200; eval; sample 3", "--json")
+    out = charmlp("--headless", "--data", str(small_file), "--script", "sweep -3 0 100 --repeats 3; run 500; decay; run 200; eval; sample 3", "--json")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["params"] == 3481 - 27 * 2 - 27 - 100 * 27 + summary["vocab_size"] * (2 + 1 + 100)
@@ -22,6 +22,7 @@ def test_headless_json_summary(small_file):
     assert summary["loss"]["train"] < 3.3 and summary["loss"]["dev"] < 3.5
     assert len(summary["samples"]) == 3 and summary["steps_per_s"] > 0
     assert summary["sweep"]["suggested_exponent"] is not None and len(summary["sweep"]["points"]) > 10
+    assert summary["sweep"]["repeats"] == 3 and len(summary["sweep"]["suggestions"]) == 3
 
 
 def test_lecture_recipe_beats_the_bigram(lecture_names):

@@ -80,3 +80,13 @@ def test_bad_run_lengths_are_refused(trainer, bad):
     with pytest.raises(ConfigError):
         trainer.run(bad)
     assert trainer.step == 0
+
+
+def test_repeated_sweeps_average_over_different_minibatches(trainer):
+    single = trainer.sweep(-3, 0, 200)
+    repeated = trainer.sweep(-3, 0, 200, repeats=4)
+    assert repeated.repeats == 4 and len(repeated.suggestions) == 4 and len(repeated.band) == len(repeated.smoothed)
+    assert repeated.losses != single.losses and trainer.step == 0  # other minibatches; parameters restored
+    again = trainer.sweep(-3, 0, 200, repeats=4)
+    assert again.losses == repeated.losses and again.suggestions == repeated.suggestions  # deterministic
+    assert all(b >= 0 for b in repeated.band) and max(repeated.band) > 0

@@ -29,7 +29,7 @@ SAMPLES_PER_PRESS = 10
 MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
 LONG_ACTIONS = {"run", "sweep", "reset", "load", "undo"}  # not while a job runs
 CHART_INTERVAL_S = 1.0  # during a job: every UI redraw takes the GIL from the training thread
-ALWAYS = {"help", "quit", "command_palette", "steps", "export", "toggle_embedding"}
+ALWAYS = {"help", "quit", "command_palette", "steps", "export", "toggle_embedding", "overlay"}
 
 
 class CharMLPApp(App):
@@ -39,6 +39,8 @@ class CharMLPApp(App):
     BINDINGS = [
         Binding("space,enter", "run", "run N", key_display="space"),
         Binding("s", "sweep", "sweep"),
+        Binding("S", "sweep(5)", "5 sweeps", show=False),
+        Binding("o", "overlay", "overlay", show=False),
         Binding("a", "adopt", "adopt"),
         Binding("up,plus", "lr(1)", "LR+", key_display="↑"),
         Binding("down,minus", "lr(-1)", "LR-", key_display="↓"),
@@ -63,6 +65,8 @@ class CharMLPApp(App):
         ("↑ / + and ↓ / -", "learning-rate exponent +0.1 / -0.1 (mid-run too)", "lr(1)"),
         ("d", "decay: learning rate / 10 (mid-run too)", "decay"),
         ("s", "LR sweep from the current parameters (restored afterwards)", "sweep"),
+        ("S", "five sweeps over different minibatches: their mean, band and the suggestions' spread", "sweep(5)"),
+        ("o", "overlay the earlier sweeps (up to three, labelled by step) on the sweep chart", "overlay"),
         ("a", "adopt the sweep's suggested exponent", "adopt"),
         ("e", "exact full train and dev loss now", "evaluate"),
         ("g", f"sample {SAMPLES_PER_PRESS} names", "sample"),
@@ -198,7 +202,7 @@ class CharMLPApp(App):
 
     def on_sweep_finished(self, _: SweepFinished) -> None:
         trainer = self.query_one(StatusPanel).trainer
-        self.query_one(SweepChart).show_result(trainer.sweeps[-1])
+        self.query_one(SweepChart).show_result(trainer.sweeps[-1], trainer.sweeps[:-1])
         self.refresh_bindings()
 
     def log_line(self, text: str, error: bool = False) -> None:
@@ -241,8 +245,11 @@ class CharMLPApp(App):
     def action_run(self) -> None:
         self.send(Action("run", (STEPS_PER_RUN[self.steps_index],)))
 
-    def action_sweep(self) -> None:
-        self.send(Action("sweep"))
+    def action_sweep(self, repeats: int = 1) -> None:
+        self.send(Action("sweep", (-3.0, 0.0, 1000, repeats) if repeats > 1 else ()))
+
+    def action_overlay(self) -> None:
+        self.query_one(SweepChart).toggle_overlay()
 
     def action_adopt(self) -> None:
         if (suggestion := self.suggestion()) is not None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 MIN_WIDTH, MIN_HEIGHT = 20, 5  # below this a chart says so instead of drawing garbage
 RAW, TRAIN, DEV, SUGGESTED = 8, "cyan", "yellow", "red"  # ANSI colours: Textual maps them to its theme
 RAW_MARKUP = "bright_black"  # ANSI 8, as markup for the legend
+EARLIER_COLORS = ("blue", "magenta", "green")  # up to three earlier sweeps overlaid
 
 plotext.terminal.limit(False, False)  # the widget decides the size, not the terminal plotext finds (80x24 in tests)
 
@@ -87,32 +88,57 @@ class TrainingChart(Chart):
 
 
 class SweepChart(Chart):
-    """Loss against LR exponent for the latest sweep: raw, smoothed, and the suggestion marked."""
+    """Loss against LR exponent for the latest sweep: raw (or, for repeated sweeps, the band of one
+    standard deviation), smoothed, the suggestion marked, and on request earlier sweeps' curves."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.result: SweepResult | None = None
+        self.earlier: list[SweepResult] = []  # the sweeps before it, overlaid when `overlay` is on
+        self.overlay = False
         self.border_title = "LR sweep: loss vs lr exponent"
 
-    def show_result(self, result: SweepResult) -> None:
-        self.result = result
-        suggestion = result.suggested_exponent
-        self.border_title = (f"LR sweep at step {result.at_step}: suggested {suggestion:g}" if suggestion is not None
-                             else f"LR sweep at step {result.at_step}: no suggestion")
-        self.border_subtitle = f"[{RAW_MARKUP}]raw[/] · smoothed · [{SUGGESTED}]│ suggested[/]"
+    def show_result(self, result: SweepResult, earlier: list[SweepResult]) -> None:
+        self.result, self.earlier = result, earlier[-len(EARLIER_COLORS):]
+        suggestion, spread = result.suggested_exponent, result.suggestion_spread
+        title = f"LR sweep at step {result.at_step:,}: " + (f"suggested {suggestion:g}" if suggestion is not None
+                                                            else "no suggestion")
+        if result.repeats > 1:
+            title += f" (mean of {result.repeats}" + (f"; each {spread[0]:g} to {spread[1]:g})" if spread else ")")
+        self.border_title = title
         self.redraw()
+
+    def toggle_overlay(self) -> None:
+        self.overlay = not self.overlay
+        self.redraw()
+
+    def _legend(self) -> str:
+        r = self.result
+        first = "smoothed mean · [{0}]± 1 std[/]" if r.repeats > 1 else "[{0}]raw[/] · smoothed"
+        legend = first.format(RAW_MARKUP) + f" · [{SUGGESTED}]│ suggested[/]"
+        if self.overlay:
+            legend += "".join(f" · [{color}]step {e.at_step:,}[/]" for e, color in zip(self.earlier, EARLIER_COLORS))
+        return legend
 
     def _draw(self) -> Text:
         w, h = self.content_size.width, self.content_size.height
         if self.result is None:
-            return Text("No sweep yet: press s.", style="dim")
+            return Text("No sweep yet: press s (S: five sweeps and their mean).", style="dim")
         if w < MIN_WIDTH or h < MIN_HEIGHT:
             return Text("(too small)")
         r = self.result
         if len(r.losses) < 2:
             return Text("The sweep stopped before two steps.", style="dim")
+        self.border_subtitle = self._legend()
         figure = _new_figure(w, h)
-        _line(figure, r.exponents, r.losses, RAW)
+        if r.band:
+            _line(figure, r.exponents, [m + b for m, b in zip(r.smoothed, r.band)], RAW)
+            _line(figure, r.exponents, [m - b for m, b in zip(r.smoothed, r.band)], RAW)
+        else:
+            _line(figure, r.exponents, r.losses, RAW)
+        for earlier, color in zip(self.earlier if self.overlay else [], EARLIER_COLORS):
+            if len(earlier.smoothed) > 1:
+                _line(figure, earlier.exponents, earlier.smoothed, color)
         _line(figure, r.exponents, r.smoothed)
         if r.suggested_exponent is not None:
             low, high = min(r.losses), max(r.losses)

@@ -102,7 +102,8 @@ def _run_actions(trainer: Trainer, actions: list[Action], settings: Settings, er
         if outcome.sweep is not None:
             s = outcome.sweep
             summary["sweep"] = {"suggested_exponent": s.suggested_exponent, "at_step": s.at_step,
-                                "stopped_early": s.stopped_early,
+                                "stopped_early": s.stopped_early, "repeats": s.repeats, "suggestions": s.suggestions,
+                                "band": [round(b, 6) for b in s.band],
                                 "points": [[round(e, 6), round(v, 6)] for e, v in zip(s.exponents, s.losses)]}
     losses = {"train": trainer.split_loss("train"), "dev": trainer.split_loss("dev")}
     print(f"final: step {trainer.step}, lr exponent {trainer.lr_exponent:.3g}, "
