@@ -23,6 +23,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "run": ("run N", f"train N minibatch steps (1 to {MAX_RUN_STEPS:,})"),
     "decay": ("decay [FACTOR]", "divide the learning rate by FACTOR (default 10)"),
     "undo": ("undo", "undo the last run: parameters, step, learning rate and history as they were before it"),
+    "snapshot": ("snapshot NAME", "keep the current state (parameters, step, LR, history) under NAME; at most 10"),
+    "restore": ("restore NAME", "go back to the state kept by 'snapshot NAME'"),
     "sweep": ("sweep [START END STEPS] [--repeats N]",
               "LR sweep: one step per LR at 10**linspace(START, END, STEPS), default -3 0 1000; parameters restored; "
               "--repeats N: N sweeps over different minibatches, their mean, band and the suggestions' spread"),
@@ -76,7 +78,7 @@ def parse_action(text: str, where: str = "action") -> Action:
             raise ScriptError(f"{where}: expected '{usage}'")
         repeats = _count(args[at + 1], "N", where, 1, MAX_SWEEP_REPEATS)
         args = args[:at] + args[at + 2 :]
-    arity = {"reset": (0,), "eval": (0,), "undo": (0,), "lr": (1,), "run": (1,), "sample": (1,), "save": (1,), "load": (1,),
+    arity = {"reset": (0,), "eval": (0,), "undo": (0,), "snapshot": (1,), "restore": (1,), "lr": (1,), "run": (1,), "sample": (1,), "save": (1,), "load": (1,),
              "decay": (0, 1), "sweep": (0, 3)}[verb]
     if len(args) not in arity:
         raise ScriptError(f"{where}: expected '{usage}'")

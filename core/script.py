@@ -38,6 +38,13 @@ def execute(trainer: Trainer, action: Action, on_progress: ProgressFn = ignore_p
         undone = trainer.step
         trainer.undo_last_run()
         return Outcome(f"undo: back from step {undone} to step {trainer.step}, lr exponent {trainer.lr_exponent:g}")
+    if verb == "snapshot":
+        saved = trainer.take_snapshot(args[0])
+        return Outcome(f"snapshot {saved.name}: step {saved.step}, lr exponent {saved.lr_exponent:g}, "
+                       f"dev loss {_loss(saved.dev_loss)}")
+    if verb == "restore":
+        saved = trainer.restore_snapshot(args[0])
+        return Outcome(f"restore {saved.name}: back to step {saved.step}, lr exponent {saved.lr_exponent:g}")
     if verb == "run":
         result = trainer.run(args[0], on_progress, should_stop)
         text = f"run {args[0]}: step {trainer.step}, minibatch loss {result.last_loss:.4f}, {result.steps_per_s:,.0f} steps/s"

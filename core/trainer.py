@@ -82,14 +82,22 @@ class _Chunk:
 
 
 @dataclass(frozen=True)
-class _BeforeRun:
-    """What the last run changed, as it was before it: what undo_last_run puts back."""
+class SavedState:
+    """Everything training changes, copied: what undo and snapshots put back. Memory: the
+    parameters plus 8 bytes per step of history (8 MB at 1M steps)."""
 
+    name: str
     params: Params
     step: int
     lr_exponent: float
-    n_evals: int
+    history_lr: torch.Tensor
+    history_loss: torch.Tensor
+    evals: list[EvalPoint]
     batch_rng: torch.Tensor
+    dev_loss: float | None  # at the time it was taken, for the snapshots list
+
+
+MAX_SNAPSHOTS = 10  # taking one more drops the oldest: memory stays bounded (see SavedState)
 
 
 def never_stop() -> bool:
@@ -112,6 +120,7 @@ class Trainer:
         self.evals: list[EvalPoint] = []
         self.sweeps: list[SweepResult] = []
         self._counts: dict[str, ContextCounts] = {}
+        self.snapshots: list[SavedState] = []  # oldest first
         self._written: set[Path] = set()  # checkpoints this trainer wrote: safe to overwrite
         self._compiled: dict[tuple, ChunkFn] = {}  # by parameter shapes; filled by a background thread
         self._sample_gen = torch.Generator().manual_seed(model.seed + 10)  # the lecture's sampling seed
@@ -121,7 +130,7 @@ class Trainer:
     def reset(self) -> None:
         """New parameters from the seed; step, history, evaluations and generators start over."""
         self._install(init_params(self.model_config, self.dataset.vocab.size))
-        self._before_run: _BeforeRun | None = None
+        self._before_run: SavedState | None = None
         self.step = 0
         self.history = LossHistory()
         self.evals = []
@@ -197,8 +206,7 @@ class Trainer:
         """
         if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 1 <= n_steps <= MAX_RUN_STEPS:
             raise ConfigError(f"steps must be a whole number from 1 to {MAX_RUN_STEPS:,}, got {n_steps!r}")
-        self._before_run = _BeforeRun(self.params.clone(), self.step, self.lr_exponent, len(self.evals),
-                                      self._batch_gen.get_state())
+        self._before_run = self._capture("before the last run")
         train = self.dataset.train
         B, chunk = self.train_config.batch_size, self.train_config.chunk_steps
         start_step, done, busy, last = self.step, 0, 0.0, None
@@ -241,15 +249,41 @@ class Trainer:
     def undo_last_run(self) -> None:
         """Put parameters, step, learning rate, history, evaluations and the minibatch stream back
         as they were before the last run (one level: a second undo has nothing to undo)."""
-        before = self._before_run
-        if before is None:
+        if self._before_run is None:
             raise ConfigError("nothing to undo: no run since the start, the last reset or the last load")
-        self.params.copy_(before.params)
-        self.step, self.lr_exponent = before.step, before.lr_exponent
-        self.history.truncate(before.step)
-        self.evals = self.evals[: before.n_evals]
-        self._batch_gen.set_state(before.batch_rng)
+        self._put_back(self._before_run)
         self._before_run = None
+
+    def take_snapshot(self, name: str) -> SavedState:
+        """Keep the current state under `name` (replacing one of that name); at most MAX_SNAPSHOTS,
+        the oldest dropped first."""
+        if not name or any(c.isspace() or c in ";#" for c in name) or len(name) > 40:
+            raise ConfigError(f"a snapshot name is 1 to 40 characters without spaces, ';' or '#', got {name!r}")
+        self.snapshots = [s for s in self.snapshots if s.name != name][-(MAX_SNAPSHOTS - 1) :]
+        saved = self._capture(name, dev_loss=self.split_loss("dev"))
+        self.snapshots.append(saved)
+        return saved
+
+    def restore_snapshot(self, name: str) -> SavedState:
+        saved = next((s for s in self.snapshots if s.name == name), None)
+        if saved is None:
+            have = ", ".join(s.name for s in self.snapshots) or "none taken yet"
+            raise ConfigError(f"no snapshot named {name!r} (snapshots: {have})")
+        self._put_back(saved)
+        self._before_run = None
+        return saved
+
+    def _capture(self, name: str, dev_loss: float | None = None) -> SavedState:
+        lr, loss = self.history.tensors()
+        return SavedState(name, self.params.clone(), self.step, self.lr_exponent, lr, loss, list(self.evals),
+                          self._batch_gen.get_state(), dev_loss)
+
+    def _put_back(self, saved: SavedState) -> None:
+        self.params.copy_(saved.params)
+        self.step, self.lr_exponent = saved.step, saved.lr_exponent
+        self.history.restore(saved.history_lr, saved.history_loss)
+        self.evals = list(saved.evals)
+        self._batch_gen.set_state(saved.batch_rng)
 
     def _restore(self, target: int, kept: list[_Chunk]) -> int:
         """Put the parameters back to those of step `target` by replaying from a kept chunk.
@@ -391,6 +425,7 @@ class Trainer:
         self.model_config = state.model
         self._install(state.params)
         self._before_run = None
+        self.snapshots = []  # they belong to the model they were taken from
         self.step = state.step
         self.lr_exponent = state.lr_exponent
         self.history.restore(state.history_lr, state.history_loss)

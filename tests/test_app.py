@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 
 import pytest
+import torch
 
 from app_helpers import app_settings, log_text, settle, start_long_run
 from tui.app import STEPS_PER_RUN, CharMLPApp
@@ -197,3 +198,27 @@ async def test_five_sweeps_show_a_band_and_earlier_sweeps_overlay(app):
         await pilot.pause()
         assert "step 0" in str(chart.border_subtitle)
         assert f"(mean of 5; each alone: {low:g} to {high:g})" in log_text(app)
+
+
+async def test_snapshots_are_taken_listed_and_restored(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("left_square_bracket", "space")  # run 1000
+        await settle(pilot)
+        await pilot.press("z")  # s1 at step 1000
+        await settle(pilot)
+        trainer = app.worker.trainer
+        kept = trainer.params.clone()
+        await pilot.press("up", "space")  # another 1000 at a higher LR
+        await settle(pilot)
+        await pilot.press("z", "Z")  # s2 at step 2000, then the list
+        await settle(pilot)
+        assert type(app.screen).__name__ == "SnapshotsScreen"
+        rows = [str(app.screen.query_one("OptionList").get_option_at_index(i).prompt) for i in range(2)]
+        assert rows[0].startswith("s1") and "step      1,000" in rows[0] and "dev 2." in rows[0]
+        await pilot.press("up", "enter")  # restore s1
+        await settle(pilot)
+        assert app.snapshot.step == 1000 == len(trainer.history) and app.snapshot.lr_exponent == pytest.approx(-1)
+        for a, b in zip(trainer.params.tensors(), kept.tensors()):
+            assert torch.equal(a, b)
+        assert "restore s1: back to step 1000" in log_text(app)

@@ -141,6 +141,7 @@ BAD_FLAGS = [  # (arguments, what the one line says)
     (["--script", "sweep --repeats 0"], "N must be a whole number from 1 to 20"),
     (["--script", "sweep --repeats 99"], "N must be a whole number from 1 to 20"),
     (["--script", "undo 3"], "expected 'undo'"),
+    (["--script", "snapshot"], "expected 'snapshot NAME'"),
     (["--script", "sample 0"], "action 1 'sample 0'"),
     (["--script", "save"], "expected 'save PATH'"),
     (["--script", "run 10; fly"], "action 2 'fly': unknown action"),

@@ -1,4 +1,6 @@
 
+import pytest
+
 from core.actions import Action, parse_script
 from core.script import execute
 
@@ -21,3 +23,22 @@ def test_execute_reports_each_action(trainer, tmp_path):
     assert outputs[0].startswith("run 100: step 100") and "exponent -2" in outputs[1]
     assert outputs[2].startswith("eval at step 100: train") and len(outputs[3].split()) == 4
     assert (tmp_path / "m.pt").exists()
+
+
+def test_snapshot_and_restore_in_a_script(trainer):
+    outputs = [execute(trainer, a).summary for a in parse_script("run 100; snapshot good; lr 2; run 300; restore good")]
+    assert outputs[1].startswith("snapshot good: step 100") and outputs[4] == "restore good: back to step 100, lr exponent -1"
+    assert trainer.step == 100 == len(trainer.history) and trainer.lr_exponent == -1
+
+
+def test_snapshots_are_bounded_and_named_sensibly(trainer):
+    from core.errors import ConfigError
+    from core.trainer import MAX_SNAPSHOTS
+
+    for i in range(MAX_SNAPSHOTS + 3):
+        trainer.take_snapshot(f"s{i}")
+    assert [s.name for s in trainer.snapshots] == [f"s{i}" for i in range(3, MAX_SNAPSHOTS + 3)]
+    trainer.take_snapshot("s5")  # the same name replaces the old one
+    assert [s.name for s in trainer.snapshots].count("s5") == 1 and trainer.snapshots[-1].name == "s5"
+    with pytest.raises(ConfigError, match="no snapshot named 'nope'"):
+        trainer.restore_snapshot("nope")

@@ -19,15 +19,15 @@ from tui.charts import EmbeddingChart, SweepChart, TrainingChart
 from tui.cli import Settings
 from tui.palette import TrainerCommands
 from tui.panels import StatusPanel
-from tui.screens import ConfirmScreen, HelpScreen, PathScreen
-from tui.worker import (Export, Logged, LrStep, Save, Snapshot, StateChanged, SweepFinished, TrainerFailed, TrainerReady,
+from tui.screens import ConfirmScreen, HelpScreen, PathScreen, SnapshotsScreen
+from tui.worker import (BOUNDARY_VERBS, Export, Logged, LrStep, Save, Snapshot, StateChanged, SweepFinished, TrainerFailed, TrainerReady,
                         TrainerWorker)
 
 STEPS_PER_RUN = (100, 1_000, 10_000, 100_000, 1_000_000)
 LR_STEP = 0.1
 SAMPLES_PER_PRESS = 10
 MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
-LONG_ACTIONS = {"run", "sweep", "reset", "load", "undo"}  # not while a job runs
+LONG_ACTIONS = {"run", "sweep", "reset", "load", "undo", "snapshots"}  # not while a job runs
 CHART_INTERVAL_S = 1.0  # during a job: every UI redraw takes the GIL from the training thread
 ALWAYS = {"help", "quit", "command_palette", "steps", "export", "toggle_embedding", "overlay"}
 
@@ -50,6 +50,8 @@ class CharMLPApp(App):
         Binding("e", "evaluate", "eval"),
         Binding("g", "sample", "sample"),
         Binding("u", "undo", "undo"),
+        Binding("z", "snapshot", "snapshot", show=False),
+        Binding("Z", "snapshots", "snapshots", show=False),
         Binding("r", "reset", "reset"),
         Binding("ctrl+s", "save", "save", show=False),
         Binding("ctrl+o", "load", "load", show=False),
@@ -71,6 +73,8 @@ class CharMLPApp(App):
         ("e", "exact full train and dev loss now", "evaluate"),
         ("g", f"sample {SAMPLES_PER_PRESS} names", "sample"),
         ("u", "undo the last run: parameters, step, LR and history as before it", "undo"),
+        ("z / Z", "take a snapshot of the state (mid-run too) / list them with their dev loss and restore one",
+         "snapshot"),
         ("r", "reset: new parameters from the seed, history cleared", "reset"),
         ("ctrl+s / ctrl+o", "save / load a checkpoint", "save"),
         ("ctrl+e", "export this session as a script that --headless --script-file replays", "export"),
@@ -90,6 +94,7 @@ class CharMLPApp(App):
         self.long_sent = 0
         self.steps_index = STEPS_PER_RUN.index(10_000)
         self.last_path = "charmlp.pt"
+        self.snapshots_taken = 0  # names snapshots s1, s2, …
         self.written_paths: set[Path] = set()  # checkpoints and scripts this app wrote: no question to overwrite
         self.chart_drawn_at = 0.0
         self.chart_shows: tuple | None = None  # (history length, last evaluation) last drawn
@@ -210,7 +215,7 @@ class CharMLPApp(App):
 
     # ---- commands to the worker -------------------------------------------------------------
     def send(self, command) -> None:
-        if isinstance(command, Action) and command.verb in LONG_ACTIONS:
+        if isinstance(command, Action) and command.verb not in BOUNDARY_VERBS:  # as the worker counts them
             self.long_sent += 1
         self.worker.send(command)
         self.refresh_bindings()
@@ -276,6 +281,17 @@ class CharMLPApp(App):
 
     def action_undo(self) -> None:
         self.send(Action("undo"))
+
+    def action_snapshot(self) -> None:
+        self.snapshots_taken += 1
+        self.send(Action("snapshot", (f"s{self.snapshots_taken}",)))
+
+    def action_snapshots(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name is not None:
+                self.send(Action("restore", (name,)))
+
+        self.push_screen(SnapshotsScreen(self.snapshot.snapshots), chosen)
 
     def action_stop(self) -> None:
         self.worker.stop()

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.content import Content
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 
 from core.actions import VERBS
 
@@ -96,3 +96,36 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+class SnapshotsScreen(ModalScreen[str | None]):
+    """The kept states with their dev loss; enter restores the highlighted one."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, snapshots: tuple) -> None:
+        super().__init__()
+        self.names = [name for name, *_ in snapshots]
+        self.rows = [f"{name:<12} step {step:>10,}   lr 10^{lr:<6.2f}  dev {'—' if dev is None else f'{dev:.4f}'}"
+                     for name, step, lr, dev in snapshots]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Snapshots (z takes one; at most 10, the oldest dropped first)")
+            if self.rows:
+                yield OptionList(*self.rows, id="snapshots")
+                yield Label("enter: restore · escape: cancel", classes="hint")
+            else:
+                yield Label("None yet: press z to take one.", classes="hint")
+
+    def on_mount(self) -> None:
+        if self.rows:
+            options = self.query_one(OptionList)
+            options.focus()
+            options.highlighted = len(self.rows) - 1  # the newest
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.names[event.option_index])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # 5 Hz: each UI refresh holds the GIL for ~5 ms, time the training thread loses (bench_app.py:
 # 90% of the core's rate at 10 Hz, 93% at 5 Hz). The step counter still looks live.
 SNAPSHOT_INTERVAL_S = 0.2
-BOUNDARY_VERBS = {"lr", "decay", "eval", "sample", "save"}  # cheap: applied mid-run at a chunk boundary
+BOUNDARY_VERBS = {"lr", "decay", "eval", "sample", "save", "snapshot"}  # cheap: applied mid-run at a chunk boundary
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ class Snapshot:
     can_undo: bool = False  # a run has happened since the start, the last reset, load or undo
     embedding: Any = None  # (V, 2) tensor: the characters' embeddings as drawn (core.model.embedding_2d)
     embedding_kind: str = ""  # how they were projected to 2-D
+    snapshots: tuple = ()  # (name, step, lr exponent, dev loss) of each kept state, oldest first
 
 
 class TrainerReady(Message):
@@ -295,6 +296,7 @@ class TrainerWorker:
             history_len=len(t.history), long_started=self._long_started,
             engine="compiled" if t.compiled else "eager, compiling…" if self.compiling else "eager",
             can_undo=t.can_undo, embedding=points, embedding_kind=kind,
+            snapshots=tuple((k.name, k.step, k.lr_exponent, k.dev_loss) for k in t.snapshots),
         )
         self.app.post_message(StateChanged(snapshot))
 
