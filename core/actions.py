@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.config import MAX_RUN_STEPS, MAX_SWEEP_REPEATS, MAX_SWEEP_STEPS, check_lr_exponent
+from core.config import MAX_GRID_MODELS, MAX_RUN_STEPS, MAX_SWEEP_REPEATS, MAX_SWEEP_STEPS, check_lr_exponent
 from core.errors import CharMLPError, ScriptError
 
 # verb -> (usage, help): the source of truth for parsing errors, --help and the app's help screen
@@ -28,6 +28,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "sweep": ("sweep [START END STEPS] [--repeats N]",
               "LR sweep: one step per LR at 10**linspace(START, END, STEPS), default -3 0 1000; parameters restored; "
               "--repeats N: N sweeps over different minibatches, their mean, band and the suggestions' spread"),
+    "grid": ("grid [START END K STEPS]",
+             "K copies of the model trained STEPS steps side by side at exponents evenly spaced in [START, END], "
+             "default -3 0 32 500; the model itself untouched"),
     "eval": ("eval", "exact full train and dev loss now"),
     "sample": ("sample N", "N names drawn from the model (1 to 1000)"),
     "save": ("save PATH", "write a checkpoint"),
@@ -78,7 +81,7 @@ def parse_action(text: str, where: str = "action") -> Action:
             raise ScriptError(f"{where}: expected '{usage}'")
         repeats = _count(args[at + 1], "N", where, 1, MAX_SWEEP_REPEATS)
         args = args[:at] + args[at + 2 :]
-    arity = {"reset": (0,), "eval": (0,), "undo": (0,), "snapshot": (1,), "restore": (1,), "lr": (1,), "run": (1,), "sample": (1,), "save": (1,), "load": (1,),
+    arity = {"grid": (0, 4), "reset": (0,), "eval": (0,), "undo": (0,), "snapshot": (1,), "restore": (1,), "lr": (1,), "run": (1,), "sample": (1,), "save": (1,), "load": (1,),
              "decay": (0, 1), "sweep": (0, 3)}[verb]
     if len(args) not in arity:
         raise ScriptError(f"{where}: expected '{usage}'")
@@ -94,6 +97,13 @@ def parse_action(text: str, where: str = "action") -> Action:
             if not 1 < factor <= 1e6:
                 raise ScriptError(f"{where}: FACTOR must be above 1 and at most 1e6 (the LR is divided by it), got {args[0]!r}")
             return Action(verb, (factor,) if args else ())
+        if verb == "grid" and args:
+            start = check_lr_exponent(_number(args[0], "START", where), "START")
+            end = check_lr_exponent(_number(args[1], "END", where), "END")
+            if start >= end:
+                raise ScriptError(f"{where}: START must be below END")
+            return Action(verb, (start, end, _count(args[2], "K", where, 2, MAX_GRID_MODELS),
+                                 _count(args[3], "STEPS", where, 10, MAX_SWEEP_STEPS)))
         if verb == "sweep" and (args or repeats):
             start = check_lr_exponent(_number(args[0], "START", where), "START") if args else -3.0
             end = check_lr_exponent(_number(args[1], "END", where), "END") if args else 0.0

@@ -16,6 +16,7 @@ LR_EXPONENT_RANGE = (-8.0, 3.0)  # 1e-8 .. 1e3: beyond this no experiment is mea
 MAX_RUN_STEPS = 100_000_000
 MAX_SWEEP_STEPS = 100_000
 MAX_SWEEP_REPEATS = 20
+MAX_GRID_MODELS = 128
 
 
 def _check_int(name: str, value: int, low: int, high: int) -> None:

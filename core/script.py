@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.actions import Action
 from core.errors import ScriptError
+from core.grid import GridResult
 from core.sweep import SweepResult
 from core.trainer import ProgressFn, RunResult, StopFn, Trainer, ignore_progress, never_stop
 
@@ -18,6 +19,7 @@ class Outcome:
     summary: str
     run: RunResult | None = None
     sweep: SweepResult | None = None
+    grid: GridResult | None = None
     samples: list[str] = field(default_factory=list)
 
 
@@ -64,6 +66,13 @@ def execute(trainer: Trainer, action: Action, on_progress: ProgressFn = ignore_p
             spread = result.suggestion_spread
             repeats = f" (mean of {result.repeats}" + (f"; each alone: {spread[0]:g} to {spread[1]:g})" if spread else ")")
         return Outcome(f"sweep: {len(result.losses)} steps{end}; suggested lr exponent {suggested}{repeats}", sweep=result)
+    if verb == "grid":
+        result = trainer.grid(*args, on_progress=on_progress, should_stop=should_stop)
+        best = "none" if result.best_exponent is None else f"{result.best_exponent:g}"
+        finite = [v for v in result.losses if v != float("inf")]
+        low = f", its loss {min(finite):.4f}" if finite else ""
+        return Outcome(f"grid: {len(result.exponents)} models x {result.steps} steps; best lr exponent {best}{low}",
+                       grid=result)
     if verb == "eval":
         point = trainer.evaluate()
         return Outcome(f"eval at step {point.step}: train {_loss(point.train)}, dev {_loss(point.dev)}")

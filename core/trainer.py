@@ -18,9 +18,10 @@ import torch
 
 from core.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
 from core.compiled import ChunkFn, CompiledSteps, compile_chunk
-from core.config import MAX_RUN_STEPS, MAX_SWEEP_REPEATS, MAX_SWEEP_STEPS, ModelConfig, TrainConfig, check_lr_exponent
+from core.config import MAX_GRID_MODELS, MAX_RUN_STEPS, MAX_SWEEP_REPEATS, MAX_SWEEP_STEPS, ModelConfig, TrainConfig, check_lr_exponent
 from core.dataset import Dataset
 from core.errors import CheckpointError, ConfigError
+from core.grid import AVERAGE_LAST, BatchedSGD, GridResult
 from core.evaluate import ContextCounts, bigram_loss, count_contexts, mean_loss
 from core.history import EvalPoint, LossHistory
 from core.losswatch import LossWatch
@@ -100,6 +101,19 @@ class SavedState:
 MAX_SNAPSHOTS = 10  # taking one more drops the oldest: memory stays bounded (see SavedState)
 
 
+def _lr_range(start: float, end: float, what: str) -> tuple[float, float]:
+    start, end = check_lr_exponent(start, f"{what} start"), check_lr_exponent(end, f"{what} end")
+    if not start < end:
+        raise ConfigError(f"{what} start must be below its end, got {start:g} .. {end:g}")
+    return start, end
+
+
+def _whole(value: int, low: int, high: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{what} must be a whole number from {low:,} to {high:,}, got {value!r}")
+    return value
+
+
 def never_stop() -> bool:
     return False
 
@@ -119,6 +133,7 @@ class Trainer:
         self.history = LossHistory()
         self.evals: list[EvalPoint] = []
         self.sweeps: list[SweepResult] = []
+        self.grids: list[GridResult] = []
         self._counts: dict[str, ContextCounts] = {}
         self.snapshots: list[SavedState] = []  # oldest first
         self._written: set[Path] = set()  # checkpoints this trainer wrote: safe to overwrite
@@ -204,8 +219,7 @@ class Trainer:
         should_stop is checked there too. A loss that blows up (non-finite, or its average past 4x
         its best in this run) stops the run and restores the parameters of the last good step.
         """
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 1 <= n_steps <= MAX_RUN_STEPS:
-            raise ConfigError(f"steps must be a whole number from 1 to {MAX_RUN_STEPS:,}, got {n_steps!r}")
+        _whole(n_steps, 1, MAX_RUN_STEPS, "steps")
         self._before_run = self._capture("before the last run")
         train = self.dataset.train
         B, chunk = self.train_config.batch_size, self.train_config.chunk_steps
@@ -344,13 +358,9 @@ class Trainer:
         each one's suggestion (core.sweep.combine_repeats). Parameters, step and the training
         minibatch generator are untouched afterwards, bit for bit.
         """
-        start, end = check_lr_exponent(start, "sweep start"), check_lr_exponent(end, "sweep end")
-        if not start < end:
-            raise ConfigError(f"sweep start must be below its end, got {start:g} .. {end:g}")
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 10 <= steps <= MAX_SWEEP_STEPS:
-            raise ConfigError(f"sweep steps must be a whole number from 10 to {MAX_SWEEP_STEPS:,}, got {steps!r}")
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_SWEEP_REPEATS:
-            raise ConfigError(f"sweep repeats must be a whole number from 1 to {MAX_SWEEP_REPEATS}, got {repeats!r}")
+        start, end = _lr_range(start, end, "sweep")
+        _whole(steps, 10, MAX_SWEEP_STEPS, "sweep steps")
+        _whole(repeats, 1, MAX_SWEEP_REPEATS, "sweep repeats")
         exponents = torch.linspace(start, end, steps).tolist()
         saved = self.params.clone()
         runs: list[tuple[list[float], list[float]]] = []
@@ -393,6 +403,34 @@ class Trainer:
             if should_stop():
                 return losses, watch.smoothed, True
         return losses, watch.smoothed, False
+
+    def grid(self, start: float = -3.0, end: float = 0.0, models: int = 32, steps: int = 500,
+             on_progress: ProgressFn = ignore_progress, should_stop: StopFn = never_stop) -> GridResult:
+        """Train `models` copies of the current model for `steps` steps on the same minibatches, at
+        exponents evenly spaced in [start, end], side by side (core.grid). The model itself is untouched."""
+        start, end = _lr_range(start, end, "grid")
+        _whole(models, 2, MAX_GRID_MODELS, "grid models")
+        _whole(steps, 10, MAX_SWEEP_STEPS, "grid steps")
+        train, B, chunk = self.dataset.train, self.train_config.batch_size, self.train_config.chunk_steps
+        exponents = torch.linspace(start, end, models).tolist()
+        batched = BatchedSGD(self.params, [10.0**e for e in exponents], B)
+        gen = torch.Generator().manual_seed(self.model_config.seed + 3 + self.step)  # own minibatches
+        chunks: list[torch.Tensor] = []  # (k, models) losses
+        done, t_start = 0, time.perf_counter()
+        while done < steps:
+            k = min(chunk, steps - done)
+            ix = torch.randint(0, len(train), (k, B), generator=gen)
+            chunks.append(batched.run(train.X[ix], train.Y[ix]))
+            done += k
+            best = float(chunks[-1][-1].nan_to_num(math.inf).min())
+            on_progress(Progress("grid", done, steps, self.step, best, self.lr_exponent, time.perf_counter() - t_start))
+            if should_stop():
+                break
+        losses = torch.cat(chunks)  # (done, models)
+        tail = losses[-max(1, int(AVERAGE_LAST * done)) :].mean(0)
+        result = GridResult(self.step, exponents, tail.nan_to_num(math.inf, math.inf, math.inf).tolist(), done)
+        self.grids.append(result)
+        return result
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save(self, path: Path, force: bool = False) -> Path:

@@ -20,14 +20,14 @@ from tui.cli import Settings
 from tui.palette import TrainerCommands
 from tui.panels import StatusPanel
 from tui.screens import ConfirmScreen, HelpScreen, PathScreen, SnapshotsScreen
-from tui.worker import (BOUNDARY_VERBS, Export, Logged, LrStep, Save, Snapshot, StateChanged, SweepFinished, TrainerFailed, TrainerReady,
+from tui.worker import (BOUNDARY_VERBS, Export, GridFinished, Logged, LrStep, Save, Snapshot, StateChanged, SweepFinished, TrainerFailed, TrainerReady,
                         TrainerWorker)
 
 STEPS_PER_RUN = (100, 1_000, 10_000, 100_000, 1_000_000)
 LR_STEP = 0.1
 SAMPLES_PER_PRESS = 10
 MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
-LONG_ACTIONS = {"run", "sweep", "reset", "load", "undo", "snapshots"}  # not while a job runs
+LONG_ACTIONS = {"run", "sweep", "grid", "reset", "load", "undo", "snapshots"}  # not while a job runs
 CHART_INTERVAL_S = 1.0  # during a job: every UI redraw takes the GIL from the training thread
 ALWAYS = {"help", "quit", "command_palette", "steps", "export", "toggle_embedding", "overlay"}
 
@@ -40,6 +40,7 @@ class CharMLPApp(App):
         Binding("space,enter", "run", "run N", key_display="space"),
         Binding("s", "sweep", "sweep"),
         Binding("S", "sweep(5)", "5 sweeps", show=False),
+        Binding("G", "grid", "LR grid", show=False),
         Binding("o", "overlay", "overlay", show=False),
         Binding("a", "adopt", "adopt"),
         Binding("up,plus", "lr(1)", "LR+", key_display="↑"),
@@ -69,7 +70,8 @@ class CharMLPApp(App):
         ("s", "LR sweep from the current parameters (restored afterwards)", "sweep"),
         ("S", "five sweeps over different minibatches: their mean, band and the suggestions' spread", "sweep(5)"),
         ("o", "overlay the earlier sweeps (up to three, labelled by step) on the sweep chart", "overlay"),
-        ("a", "adopt the sweep's suggested exponent", "adopt"),
+        ("G", "LR grid: 32 copies of the model, 500 steps each at exponents -3 … 0, side by side", "grid"),
+        ("a", "adopt the suggestion of the latest sweep, or the latest grid's best exponent", "adopt"),
         ("e", "exact full train and dev loss now", "evaluate"),
         ("g", f"sample {SAMPLES_PER_PRESS} names", "sample"),
         ("u", "undo the last run: parameters, step, LR and history as before it", "undo"),
@@ -95,6 +97,7 @@ class CharMLPApp(App):
         self.steps_index = STEPS_PER_RUN.index(10_000)
         self.last_path = "charmlp.pt"
         self.snapshots_taken = 0  # names snapshots s1, s2, …
+        self.last_finder: str | None = None  # "sweep" or "grid": what `a` adopts from
         self.written_paths: set[Path] = set()  # checkpoints and scripts this app wrote: no question to overwrite
         self.chart_drawn_at = 0.0
         self.chart_shows: tuple | None = None  # (history length, last evaluation) last drawn
@@ -208,6 +211,12 @@ class CharMLPApp(App):
     def on_sweep_finished(self, _: SweepFinished) -> None:
         trainer = self.query_one(StatusPanel).trainer
         self.query_one(SweepChart).show_result(trainer.sweeps[-1], trainer.sweeps[:-1])
+        self.last_finder = "sweep"
+        self.refresh_bindings()
+
+    def on_grid_finished(self, _: GridFinished) -> None:
+        self.query_one(SweepChart).show_grid(self.query_one(StatusPanel).trainer.grids[-1])
+        self.last_finder = "grid"
         self.refresh_bindings()
 
     def log_line(self, text: str, error: bool = False) -> None:
@@ -228,7 +237,9 @@ class CharMLPApp(App):
 
     def suggestion(self) -> float | None:
         trainer = self.query_one(StatusPanel).trainer
-        return trainer.sweeps[-1].suggested_exponent if trainer and trainer.sweeps else None
+        if trainer is None or self.last_finder is None:
+            return None
+        return trainer.grids[-1].best_exponent if self.last_finder == "grid" else trainer.sweeps[-1].suggested_exponent
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ALWAYS:
@@ -252,6 +263,9 @@ class CharMLPApp(App):
 
     def action_sweep(self, repeats: int = 1) -> None:
         self.send(Action("sweep", (-3.0, 0.0, 1000, repeats) if repeats > 1 else ()))
+
+    def action_grid(self) -> None:
+        self.send(Action("grid"))
 
     def action_overlay(self) -> None:
         self.query_one(SweepChart).toggle_overlay()

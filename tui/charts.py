@@ -14,13 +14,15 @@ from rich.text import Text
 from textual.widgets import Static
 
 if TYPE_CHECKING:
+    from core.grid import GridResult
     from core.sweep import SweepResult
     from core.trainer import Trainer
 
 MIN_WIDTH, MIN_HEIGHT = 20, 5  # below this a chart says so instead of drawing garbage
 RAW, TRAIN, DEV, SUGGESTED = 8, "cyan", "yellow", "red"  # ANSI colours: Textual maps them to its theme
 RAW_MARKUP = "bright_black"  # ANSI 8, as markup for the legend
-EARLIER_COLORS = ("blue", "magenta", "green")  # up to three earlier sweeps overlaid
+EARLIER_COLORS = ("blue", "magenta", "yellow")  # up to three earlier sweeps overlaid
+GRID = "green"  # the LR grid's points
 
 plotext.terminal.limit(False, False)  # the widget decides the size, not the terminal plotext finds (80x24 in tests)
 
@@ -88,61 +90,83 @@ class TrainingChart(Chart):
 
 
 class SweepChart(Chart):
-    """Loss against LR exponent for the latest sweep: raw (or, for repeated sweeps, the band of one
-    standard deviation), smoothed, the suggestion marked, and on request earlier sweeps' curves."""
+    """Loss against LR exponent: the latest ramp sweep (raw, or for repeated sweeps the band of one
+    standard deviation; smoothed; the suggestion marked), earlier sweeps on request, and the latest
+    LR grid's points (each model's loss after its steps)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.result: SweepResult | None = None
         self.earlier: list[SweepResult] = []  # the sweeps before it, overlaid when `overlay` is on
+        self.grid: GridResult | None = None
         self.overlay = False
         self.border_title = "LR sweep: loss vs lr exponent"
 
     def show_result(self, result: SweepResult, earlier: list[SweepResult]) -> None:
         self.result, self.earlier = result, earlier[-len(EARLIER_COLORS):]
-        suggestion, spread = result.suggested_exponent, result.suggestion_spread
-        title = f"LR sweep at step {result.at_step:,}: " + (f"suggested {suggestion:g}" if suggestion is not None
-                                                            else "no suggestion")
-        if result.repeats > 1:
-            title += f" (mean of {result.repeats}" + (f"; each {spread[0]:g} to {spread[1]:g})" if spread else ")")
-        self.border_title = title
-        self.redraw()
+        self._retitle()
+
+    def show_grid(self, grid: GridResult) -> None:
+        self.grid = grid
+        self._retitle()
 
     def toggle_overlay(self) -> None:
         self.overlay = not self.overlay
         self.redraw()
 
+    def _retitle(self) -> None:
+        parts = []
+        if self.result is not None:
+            r = self.result
+            suggestion, spread = r.suggested_exponent, r.suggestion_spread
+            part = f"sweep at step {r.at_step:,}: " + (f"suggested {suggestion:g}" if suggestion is not None
+                                                       else "no suggestion")
+            if r.repeats > 1:
+                part += f" (mean of {r.repeats}" + (f"; each {spread[0]:g} to {spread[1]:g})" if spread else ")")
+            parts.append(part)
+        if self.grid is not None:
+            best = self.grid.best_exponent
+            parts.append(f"grid at step {self.grid.at_step:,}: best {'none' if best is None else f'{best:g}'}")
+        self.border_title = "LR " + " · ".join(parts)
+        self.redraw()
+
     def _legend(self) -> str:
-        r = self.result
-        first = "smoothed mean · [{0}]± 1 std[/]" if r.repeats > 1 else "[{0}]raw[/] · smoothed"
-        legend = first.format(RAW_MARKUP) + f" · [{SUGGESTED}]│ suggested[/]"
-        if self.overlay:
-            legend += "".join(f" · [{color}]step {e.at_step:,}[/]" for e, color in zip(self.earlier, EARLIER_COLORS))
-        return legend
+        legend = []
+        if self.result is not None:
+            first = "smoothed mean · [{0}]± 1 std[/]" if self.result.repeats > 1 else "[{0}]raw[/] · smoothed"
+            legend.append(first.format(RAW_MARKUP) + f" · [{SUGGESTED}]│ suggested[/]")
+            if self.overlay:
+                legend += [f"[{color}]step {e.at_step:,}[/]" for e, color in zip(self.earlier, EARLIER_COLORS)]
+        if self.grid is not None:
+            legend.append(f"[{GRID}]● grid, {self.grid.steps} steps[/]")
+        return " · ".join(legend)
 
     def _draw(self) -> Text:
         w, h = self.content_size.width, self.content_size.height
-        if self.result is None:
-            return Text("No sweep yet: press s (S: five sweeps and their mean).", style="dim")
+        r, grid = self.result, self.grid
+        if r is None and grid is None:
+            return Text("No sweep yet: press s (S: five sweeps and their mean; G: an LR grid).", style="dim")
         if w < MIN_WIDTH or h < MIN_HEIGHT:
             return Text("(too small)")
-        r = self.result
-        if len(r.losses) < 2:
-            return Text("The sweep stopped before two steps.", style="dim")
         self.border_subtitle = self._legend()
         figure = _new_figure(w, h)
-        if r.band:
-            _line(figure, r.exponents, [m + b for m, b in zip(r.smoothed, r.band)], RAW)
-            _line(figure, r.exponents, [m - b for m, b in zip(r.smoothed, r.band)], RAW)
-        else:
-            _line(figure, r.exponents, r.losses, RAW)
-        for earlier, color in zip(self.earlier if self.overlay else [], EARLIER_COLORS):
-            if len(earlier.smoothed) > 1:
-                _line(figure, earlier.exponents, earlier.smoothed, color)
-        _line(figure, r.exponents, r.smoothed)
-        if r.suggested_exponent is not None:
-            low, high = min(r.losses), max(r.losses)
-            _line(figure, [r.suggested_exponent] * 2, [low, high], SUGGESTED)
+        if r is not None and len(r.losses) > 1:
+            if r.band:
+                _line(figure, r.exponents, [m + b for m, b in zip(r.smoothed, r.band)], RAW)
+                _line(figure, r.exponents, [m - b for m, b in zip(r.smoothed, r.band)], RAW)
+            else:
+                _line(figure, r.exponents, r.losses, RAW)
+            for earlier, color in zip(self.earlier if self.overlay else [], EARLIER_COLORS):
+                if len(earlier.smoothed) > 1:
+                    _line(figure, earlier.exponents, earlier.smoothed, color)
+            _line(figure, r.exponents, r.smoothed)
+            if r.suggested_exponent is not None:
+                _line(figure, [r.suggested_exponent] * 2, [min(r.losses), max(r.losses)], SUGGESTED)
+        if grid is not None:
+            points = [(e, v) for e, v in zip(grid.exponents, grid.losses) if math.isfinite(v)]
+            if points:
+                marker = plotext.marker("●", pixel=GRID)
+                figure.draw(figure.signal([p[0] for p in points], [p[1] for p in points], marker=marker))
         return Text.from_ansi(figure.build().string())
 
 

@@ -19,7 +19,7 @@ from core.trainer import Progress as TrainProgress
 from core.trainer import Trainer
 from tui.cli import EXIT_INTERRUPTED, EXIT_USAGE, Settings
 
-LONG_ACTIONS = {"run", "sweep"}
+LONG_ACTIONS = {"run", "sweep", "grid"}
 COMPILE_FROM_STEPS = 200_000  # shorter scripts end before a background compile would pay for itself
 
 
@@ -99,6 +99,11 @@ def _run_actions(trainer: Trainer, actions: list[Action], settings: Settings, er
             train_seconds += outcome.run.train_seconds
             if outcome.run.divergence is not None:
                 summary["divergences"].append(vars(outcome.run.divergence))
+        if outcome.grid is not None:
+            g = outcome.grid
+            summary["grid"] = {"exponents": [round(e, 6) for e in g.exponents],
+                               "losses": [round(v, 6) if v != float("inf") else None for v in g.losses],
+                               "best_exponent": g.best_exponent, "steps": g.steps, "at_step": g.at_step}
         if outcome.sweep is not None:
             s = outcome.sweep
             summary["sweep"] = {"suggested_exponent": s.suggested_exponent, "at_step": s.at_step,

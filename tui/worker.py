@@ -107,6 +107,10 @@ class SweepFinished(Message):
     pass
 
 
+class GridFinished(Message):
+    pass
+
+
 class TrainerWorker:
     def __init__(self, app: App, settings: Settings) -> None:
         self.app = app
@@ -201,7 +205,7 @@ class TrainerWorker:
         if during_job and command.verb not in BOUNDARY_VERBS:
             self._log(f"{command}: ignored, {self._job} is running (press escape to stop it)", error=True)
             return
-        long = command.verb in ("run", "sweep")
+        long = command.verb in ("run", "sweep", "grid")
         if long:
             self._job = str(command)
         if during_job:
@@ -226,6 +230,8 @@ class TrainerWorker:
         self._log(outcome.summary, error=bool(outcome.run and outcome.run.divergence))
         if outcome.sweep is not None:
             self.app.post_message(SweepFinished())
+        if outcome.grid is not None:
+            self.app.post_message(GridFinished())
         if command.verb == "run" and outcome.run and outcome.run.steps:
             self._evaluate_now()
 

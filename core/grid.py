@@ -1,0 +1,95 @@
+"""The parallel LR grid: K copies of the model trained side by side, one learning rate each.
+
+A ramp sweep answers "where does the loss blow up" from one noisy step per LR; the grid answers
+"which LR is best after N steps" directly. The K models see the same minibatches and advance
+together with batched ops (one bmm per matmul for all K, not a Python loop over models); the
+step is core.step's math with a batch dimension, and each model's learning rate scales its
+gradient at the source (dloss/dlogits), so one update call serves all K.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from core.model import Params
+
+TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input
+AVERAGE_LAST = 0.2  # a model's grid loss: its mean minibatch loss over the last 20% of the steps
+
+
+@dataclass(frozen=True)
+class GridResult:
+    at_step: int  # the model's step when the grid ran (its parameters are untouched)
+    exponents: list[float]  # one learning-rate exponent per model
+    losses: list[float]  # each model's mean minibatch loss over the last 20% of its steps (inf: it blew up)
+    steps: int  # steps each model took (fewer than asked if cancelled)
+
+    @property
+    def best_exponent(self) -> float | None:
+        finite = [(loss, e) for loss, e in zip(self.losses, self.exponents) if math.isfinite(loss)]
+        return round(min(finite)[1], 2) if finite else None
+
+
+class BatchedSGD:
+    """K copies of `params`, trained in place with one learning rate each."""
+
+    def __init__(self, params: Params, lrs: list[float], batch_size: int) -> None:
+        K, B = len(lrs), batch_size
+        V, E = params.C.shape
+        TE, H = params.W1.shape
+
+        def copies(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().unsqueeze(0).repeat(K, *([1] * t.dim())).contiguous()
+
+        self.C, self.W1, self.W2 = copies(params.C), copies(params.W1), copies(params.W2)  # (K, V, E) (K, TE, H) (K, H, V)
+        self.b1, self.b2 = copies(params.b1).unsqueeze(1), copies(params.b2).unsqueeze(1)  # (K, 1, H) (K, 1, V)
+        self.K, self.B, self.T, self.E = K, B, TE // E, E
+        self.scale = torch.tensor([-lr / B for lr in lrs], dtype=params.C.dtype).view(K, 1, 1)
+        opts = {"dtype": params.C.dtype}
+        self.emb = torch.empty(K, B * self.T, E, **opts)
+        self.z2 = torch.empty(K, B, H, **opts)
+        self.sig = torch.empty(K, B, H, **opts)
+        self.h = torch.empty(K, B, H, **opts)
+        self.minus_ones = torch.full((K, B, H), -1.0, **opts)
+        self.logits = torch.empty(K, B, V, **opts)
+        self.logp = torch.empty(K, B, V, **opts)
+        self.dlogits = torch.empty(K, B, V, **opts)
+        self.minus_one = torch.full((K, B, 1), -1.0, **opts)
+        self.dh = torch.empty(K, B, H, **opts)
+        self.dz = torch.empty(K, B, H, **opts)
+        self.dx = torch.empty(K, B, TE, **opts)
+        self.db1 = torch.empty(K, 1, H, **opts)
+        self.db2 = torch.empty(K, 1, V, **opts)
+
+    def run(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """One step per minibatch of X (k, B, T), Y (k, B) for all K models; (k, K) losses."""
+        k, K, B = X.shape[0], self.K, self.B
+        picked = torch.empty(k, K, B, 1, dtype=self.C.dtype)
+        x = self.emb.view(K, B, -1)  # (K, B, T*E)
+        xt, ht, W1t, W2t = x.transpose(1, 2), self.h.transpose(1, 2), self.W1.transpose(1, 2), self.W2.transpose(1, 2)
+        for xb, yb, picked_i in zip(X.reshape(k, -1).unbind(0), Y.reshape(k, 1, B, 1).unbind(0), picked.unbind(0)):
+            yk = yb.expand(K, B, 1)
+            torch.index_select(self.C, 1, xb, out=self.emb)
+            torch.baddbmm(self.b1, x, self.W1, beta=2, alpha=2, out=self.z2)  # 2z
+            torch.sigmoid(self.z2, out=self.sig)
+            torch.add(self.minus_ones, self.sig, alpha=2, out=self.h)  # tanh
+            torch.baddbmm(self.b2, self.h, self.W2, out=self.logits)
+            torch.log_softmax(self.logits, 2, out=self.logp)
+            torch.gather(self.logp, 2, yk, out=picked_i)
+            torch.exp(self.logp, out=self.dlogits)
+            self.dlogits.scatter_add_(2, yk, self.minus_one)  # softmax - onehot
+            self.dlogits.mul_(self.scale)  # each model's -lr/B: every gradient below is its update
+            torch.bmm(self.dlogits, W2t, out=self.dh)  # before W2 changes
+            self.W2.baddbmm_(ht, self.dlogits)
+            torch.sum(self.dlogits, 1, keepdim=True, out=self.db2)
+            self.b2.add_(self.db2)
+            TANH_BACKWARD(self.dh, self.h, grad_input=self.dz)
+            torch.bmm(self.dz, W1t, out=self.dx)  # before W1 changes
+            self.W1.baddbmm_(xt, self.dz)
+            torch.sum(self.dz, 1, keepdim=True, out=self.db1)
+            self.b1.add_(self.db1)
+            self.C.index_add_(1, xb, self.dx.view(K, -1, self.E))
+        return picked.view(k, K, B).mean(2).neg_()
