@@ -7,9 +7,7 @@ the previous checkpoint intact. Nothing in a checkpoint is ever unpickled as an 
 from __future__ import annotations
 
 import math
-import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ import torch
 
 from core.config import ModelConfig
 from core.errors import CheckpointError, ConfigError
+from core.files import replace_atomically
 from core.history import EvalPoint
 from core.model import PARAM_NAMES, Params
 
@@ -38,15 +37,6 @@ class CheckpointState:
     batch_rng_state: torch.Tensor  # uint8 state of the minibatch generator
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it is to set it; done once, at import
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
 def save_checkpoint(path: Path, state: CheckpointState) -> None:
     path = Path(path)
     payload = {
@@ -62,20 +52,7 @@ def save_checkpoint(path: Path, state: CheckpointState) -> None:
         "evals": [[e.step, e.train, e.dev] for e in state.evals],
         "batch_rng_state": state.batch_rng_state,
     }
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise CheckpointError(f"{path}: folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # as a plain open() would; mkstemp makes it 0600
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise CheckpointError(f"{path}: cannot write checkpoint ({e.strerror or e})") from None
+    replace_atomically(path, lambda f: torch.save(payload, f), CheckpointError, "checkpoint")
 
 
 def load_checkpoint(path: Path) -> CheckpointState:

@@ -11,12 +11,11 @@ Free of torch.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 from core.actions import Action
 from core.errors import ConfigError
+from core.files import check_target, replace_atomically
 
 
 class SessionRecord:
@@ -58,23 +57,9 @@ class SessionRecord:
         return "\n".join(lines) + "\n"
 
 
-def write_text_atomically(path: Path, text: str, force: bool, written: set[Path]) -> Path:
-    """Write via a temporary file and a rename; an existing file not in `written` needs force."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory; give a file name such as {path / 'session.txt'}")
-    if path.exists() and not force and path.resolve() not in written:
-        raise ConfigError(f"{path}: already exists; choose another name or overwrite it")
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ConfigError(f"{path}: folder {directory} does not exist")
-    tmp = directory / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"  # open(): the user's umask applies
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise ConfigError(f"{path}: cannot write ({e.strerror or e})") from None
+def write_script(path: Path, text: str, force: bool, written: set[Path]) -> Path:
+    """Write a session script (core.files: asks for force over a file not in `written`, atomic)."""
+    path = check_target(path, force, written, ConfigError, "session.txt", "overwrite it")
+    replace_atomically(path, lambda f: f.write(text.encode("utf-8")), ConfigError, "the script")
     written.add(path.resolve())
     return path

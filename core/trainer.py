@@ -23,6 +23,7 @@ from core.config import MAX_GRID_MODELS, MAX_RUN_STEPS, MAX_SWEEP_REPEATS, MAX_S
 from core.dataset import Dataset
 from core.errors import CheckpointError, ConfigError
 from core.grid import AVERAGE_LAST, BatchedSGD, GridResult
+from core.files import check_target
 from core.evaluate import ContextCounts, bigram_loss, count_contexts, mean_loss
 from core.history import EvalPoint, LossHistory
 from core.losswatch import LossWatch
@@ -449,11 +450,7 @@ class Trainer:
     # ---- checkpoints ------------------------------------------------------------------------
     def save(self, path: Path, force: bool = False) -> Path:
         """Write a checkpoint. An existing file this trainer did not write is kept unless force."""
-        path = Path(path).expanduser()
-        if path.is_dir():
-            raise CheckpointError(f"{path}: is a directory; give a file name such as {path / 'model.pt'}")
-        if path.exists() and not force and path.resolve() not in self._written:
-            raise CheckpointError(f"{path}: already exists; choose another name or overwrite it with --force")
+        path = check_target(path, force, self._written, CheckpointError, "model.pt", "overwrite it with --force")
         lr, loss = self.history.tensors()
         save_checkpoint(path, CheckpointState(self.model_config, self.dataset.vocab.chars, self.params, self.step,
                                               float(self.lr_exponent), lr, loss, list(self.evals),

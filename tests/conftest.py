@@ -37,3 +37,21 @@ def trainer(small_words):
     from core.trainer import Trainer
 
     return Trainer(make_dataset(small_words, 3, DataConfig()), ModelConfig(), TrainConfig(chunk_steps=50))
+
+
+@pytest.fixture
+def headless(capsys, monkeypatch, tmp_path):
+    """charmlp-tui --headless --no-compile in this process: (exit code, stdout, stderr)."""
+    from tui.cli import main
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # main() sets a default otherwise
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = main(["--headless", "--no-compile", *args])
+        except SystemExit as e:  # argparse refuses a flag
+            code = e.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -29,24 +29,7 @@ from core.errors import CheckpointError
 from core.trainer import Trainer
 from core.words import load_words
 from tui.app import CharMLPApp
-from tui.cli import main
 from tui.charts import SweepChart, TrainingChart
-
-
-@pytest.fixture
-def headless(capsys, monkeypatch, tmp_path):
-    """charmlp-tui --headless in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # main() sets a default
-
-    def run(*args: str) -> tuple[int, str, str]:
-        try:
-            code = main(["--headless", "--no-compile", *args])
-        except SystemExit as e:  # argparse refuses a flag
-            code = e.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def one_clear_line(err: str) -> str:

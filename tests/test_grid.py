@@ -12,7 +12,6 @@ from core.grid import BatchedSGD
 from core.step import SGDStep
 from tui.app import CharMLPApp
 from tui.charts import SweepChart
-from tui.cli import main
 
 
 def test_each_model_of_the_grid_is_the_single_model_step(trainer):
@@ -45,10 +44,10 @@ def test_the_grid_leaves_the_model_alone_and_finds_a_sane_rate(trainer):
     assert result.losses[0] > min(result.losses) < result.losses[-1]
 
 
-def test_headless_grid_in_the_json_summary(small_file, capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    assert main(["--headless", "--no-compile", "--data", str(small_file), "--script", "grid -3 0 8 100", "--json"]) == 0
-    grid = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["grid"]
+def test_headless_grid_in_the_json_summary(small_file, headless):
+    code, out, err = headless("--data", str(small_file), "--script", "grid -3 0 8 100", "--json")
+    assert code == 0, err
+    grid = json.loads(out.strip().splitlines()[-1])["grid"]
     assert len(grid["exponents"]) == len(grid["losses"]) == 8 and grid["best_exponent"] in [round(e, 2) for e in grid["exponents"]]
 
 

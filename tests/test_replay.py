@@ -11,7 +11,6 @@ from app_helpers import app_settings, log_text, settle, start_long_run
 from core.actions import Action, parse_script
 from core.recording import SessionRecord
 from tui.app import CharMLPApp
-from tui.cli import main
 
 
 def test_mid_run_actions_split_the_run_and_a_stopped_run_records_its_steps():
@@ -34,17 +33,6 @@ def test_a_script_exported_during_a_run_holds_the_steps_so_far():
     record = SessionRecord()
     record.run_started(100_000, at_step=0)
     assert "run 4200\n# (exported during a run" in record.script([], now_at_step=4_200)
-
-
-@pytest.fixture
-def headless(capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
-
-    def run(*args: str) -> dict:
-        assert main(["--headless", "--no-compile", *args, "--json"]) == 0
-        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-
-    return run
 
 
 async def test_an_exported_session_replays_to_the_same_losses(small_file, tmp_path, headless):
@@ -78,7 +66,9 @@ async def test_an_exported_session_replays_to_the_same_losses(small_file, tmp_pa
         await pilot.press("q")
     text = script.read_text()
     assert "charmlp-tui --headless" in text and "\nrun 1000\n" in text and "\ndecay\n" in text
-    summary = headless("--data", str(small_file), "--script-file", str(script))
+    code, out, err = headless("--data", str(small_file), "--script-file", str(script), "--json")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
     assert summary["step"] == step and summary["lr_exponent"] == pytest.approx(lr)
     assert summary["loss"]["train"] == train and summary["loss"]["dev"] == dev  # same engine: exact
     assert 1_000 < step < 1_000_000

@@ -19,7 +19,7 @@ from textual.message import Message
 
 from core.actions import Action
 from core.errors import CharMLPError
-from core.recording import SessionRecord, write_text_atomically
+from core.recording import SessionRecord, write_script
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -264,7 +264,7 @@ class TrainerWorker:
         header = ["charmlp-tui session. Replay it (add --no-compile both here and in the app for exact losses):",
                   f"  charmlp-tui --headless {' '.join(f for f in flags if f)} --script-file {command.path.name} --json"]
         try:
-            path = write_text_atomically(command.path, self.record.script(header, self.trainer.step), command.force,
+            path = write_script(command.path, self.record.script(header, self.trainer.step), command.force,
                                          self._written)
         except CharMLPError as e:
             self._log(f"export: {e}", error=True)
