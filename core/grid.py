@@ -1,20 +1,26 @@
 """The parallel LR grid: K copies of the model trained side by side, one learning rate each.
 
 A ramp sweep answers "where does the loss blow up" from one noisy step per LR; the grid answers
-"which LR is best after N steps" directly. The K models see the same minibatches and advance
-together with batched ops (one bmm per matmul for all K, not a Python loop over models); the
-step is core.step's math with a batch dimension, and each model's learning rate scales its
-gradient at the source (dloss/dlogits), so one update call serves all K.
+"which LR is best after N steps" directly. The K models see the same minibatches. Two engines:
+- BatchedSGD, with torch alone: the K models advance together with batched ops (one bmm per
+  matmul for all K, not a Python loop over models); the step is core.step's math with a batch
+  dimension, and each model's learning rate scales its gradient at the source (dloss/dlogits),
+  so one update call serves all K.
+- NativeGrid, once the native steps are built (core.native): each model runs a whole chunk in
+  one native call, the models spread over threads (the call releases the GIL). Each model's
+  steps are exactly the single model's native steps.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 
 from core.model import Params
+from core.native import NativeKernel
 
 TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input
 AVERAGE_LAST = 0.2  # a model's grid loss: its mean minibatch loss over the last 20% of the steps
@@ -64,6 +70,7 @@ class BatchedSGD:
         self.db1 = torch.empty(K, 1, H, **opts)
         self.db2 = torch.empty(K, 1, V, **opts)
 
+    @torch.inference_mode()  # no autograd bookkeeping per call: ~0.2 µs a call here
     def run(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """One step per minibatch of X (k, B, T), Y (k, B) for all K models; (k, K) losses."""
         k, K, B = X.shape[0], self.K, self.B
@@ -93,3 +100,21 @@ class BatchedSGD:
             self.b1.add_(self.db1)
             self.C.index_add_(1, xb, self.dx.view(K, -1, self.E))
         return picked.view(k, K, B).mean(2).neg_()
+
+
+class NativeGrid:
+    """K copies of `params`, each trained in place with one learning rate by the native kernel."""
+
+    def __init__(self, kernel: NativeKernel, params: Params, lrs: list[float], pool: ThreadPoolExecutor) -> None:
+        self.kernel, self.lrs, self.pool = kernel, lrs, pool
+        self.models = [params.clone() for _ in lrs]
+
+    def run(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """One step per minibatch of X (k, B, T), Y (k, B) for all K models; (k, K) losses."""
+        X, Y = X.contiguous(), Y.contiguous()
+        k = X.shape[0]
+
+        def train(model: int) -> torch.Tensor:
+            return self.kernel.run(self.models[model], X, Y, [self.lrs[model]] * k)
+
+        return torch.stack(list(self.pool.map(train, range(len(self.models)))), 1)

@@ -12,22 +12,24 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from core import native
 from core.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
-from core.compiled import ChunkFn, CompiledSteps, compile_chunk
 from core.config import MAX_GRID_MODELS, MAX_RUN_STEPS, MAX_SWEEP_REPEATS, MAX_SWEEP_STEPS, ModelConfig, TrainConfig, check_lr_exponent
 from core.dataset import Dataset
 from core.errors import CheckpointError, ConfigError
-from core.grid import AVERAGE_LAST, BatchedSGD, GridResult
-from core.files import check_target
 from core.evaluate import ContextCounts, bigram_loss, count_contexts, mean_loss
+from core.files import check_target
+from core.grid import AVERAGE_LAST, BatchedSGD, GridResult, NativeGrid
 from core.history import EvalPoint, LossHistory
 from core.losswatch import LossWatch
 from core.model import Params, init_params
+from core.native import NativeKernel, NativeSteps
 from core.sampling import sample_names
 from core.step import SGDStep
 from core.sweep import SweepResult, combine_repeats
@@ -81,7 +83,7 @@ class _Chunk:
     X: torch.Tensor  # (k, B, T) its minibatches
     Y: torch.Tensor  # (k, B)
     lr: float
-    stepper: SGDStep | CompiledSteps  # what ran it: a replay must use the same, to land exactly
+    stepper: SGDStep | NativeSteps  # what ran it: a replay must use the same, to land exactly
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ class Trainer:
         self._counts: dict[str, ContextCounts] = {}
         self.snapshots: list[SavedState] = []  # oldest first
         self._written: set[Path] = set()  # checkpoints this trainer wrote: safe to overwrite
-        self._compiled: dict[tuple, ChunkFn] = {}  # by parameter shapes; filled by a background thread
+        self._native: NativeKernel | None = None  # the native steps, once a background thread has built them
         self._sample_gen = torch.Generator().manual_seed(model.seed + 10)  # the lecture's sampling seed
         self.reset()
 
@@ -159,38 +161,30 @@ class Trainer:
         self.params = params
         self._sgd = SGDStep(params, self.train_config.batch_size)
 
-    def _shapes(self) -> tuple:
-        return tuple(t.shape for t in self.params.tensors())
-
-    def _chunk_stepper(self, k: int) -> SGDStep | CompiledSteps:
-        """The compiled chunk where one is ready for these shapes and this chunk size, else eager."""
-        fn = self._compiled.get(self._shapes())
-        if fn is None or k != self.train_config.chunk_steps:
-            return self._sgd
-        return CompiledSteps(fn, self.params, k)
+    def _stepper(self) -> SGDStep | NativeSteps:
+        """The native steps once they are built (float32 parameters), else the eager step."""
+        return NativeSteps(self._native, self.params) if self.compiled else self._sgd
 
     @property
     def compiled(self) -> bool:
-        """Whether runs use the compiled chunk now (see start_compiling)."""
-        return self._shapes() in self._compiled
+        """Whether runs use the native (compiled) steps now (see start_compiling)."""
+        return self._native is not None and native.can_run(self.params)
 
-    def start_compiling(self, on_done: Callable[[str], None] = lambda message: None) -> threading.Thread:
-        """Compile the training chunk in a background thread; runs switch to it at the next chunk
-        boundary once it is ready. Training goes on meanwhile (slower: the compile takes CPU and
-        the GIL). on_done gets one line either way, from that thread; a failure leaves the eager
-        step in place. Returns the thread."""
-        shapes, params = self._shapes(), self.params.clone()
-        batch, chunk = self.train_config.batch_size, self.train_config.chunk_steps
+    def start_compiling(self, on_done: Callable[[str], None] = lambda message: None,
+                        cache_dir: Path | None = None) -> threading.Thread:
+        """Build the native training steps (core.native) in a background thread; runs, sweeps and
+        grids switch to them at their next chunk boundary. on_done gets one line either way, from
+        that thread; a failure leaves the eager step in place. Returns the thread."""
 
         def compile_in_background() -> None:
             try:
-                fn, seconds = compile_chunk(params, batch, chunk)
-            except Exception as e:  # anything torch.compile raises: no compiler, unsupported platform
+                kernel, how = native.build(cache_dir)
+            except Exception as e:  # BuildError, or anything the loader raises on an odd platform
                 first_line = (str(e).strip().splitlines() or [""])[0][:200]
                 on_done(f"compiling the training steps failed ({type(e).__name__}: {first_line}); staying on the eager path")
                 return
-            self._compiled[shapes] = fn
-            on_done(f"compiled training steps ready after {seconds:.1f} s; runs use them from the next chunk")
+            self._native = kernel
+            on_done(f"compiled training steps ready ({how}); runs use them from the next chunk")
 
         thread = threading.Thread(target=compile_in_background, name="charmlp-compile", daemon=True)
         thread.start()
@@ -233,9 +227,8 @@ class Trainer:
         while done < n_steps:
             k = min(chunk, n_steps - done)
             t0 = time.perf_counter()
-            ix = torch.randint(0, len(train), (k, B), generator=self._batch_gen)  # (k, B)
-            current = _Chunk(self.step, self.params.clone(), train.X[ix], train.Y[ix], self.lr,  # (k, B, T), (k, B)
-                             self._chunk_stepper(k))
+            X, Y = train.get_batch(k, B, self._batch_gen)  # (k, B, T), (k, B)
+            current = _Chunk(self.step, self.params.clone(), X, Y, self.lr, self._stepper())
             losses = current.stepper.run(current.X, current.Y, [current.lr] * k)
             kept = [*kept[-1:], current]
             bad = watch.first_bad(losses.tolist())
@@ -312,11 +305,8 @@ class Trainer:
         source = next((c for c in reversed(kept) if c.start <= target), kept[0])
         target = max(target, source.start)
         self.params.copy_(source.params)
-        n, k = target - source.start, len(source.Y)
-        if isinstance(source.stepper, CompiledSteps):  # a compiled chunk has one length: lr 0 after step n
-            source.stepper.run(source.X, source.Y, [source.lr] * n + [0.0] * (k - n))
-        else:
-            self._sgd.run(source.X[:n], source.Y[:n], [source.lr] * n)
+        n = target - source.start
+        source.stepper.run(source.X[:n], source.Y[:n], [source.lr] * n)
         self.step = target
         self.history.truncate(target)
         return target
@@ -396,8 +386,8 @@ class Trainer:
         losses: list[float] = []
         for lo in range(0, len(exponents), chunk):
             exps = exponents[lo : lo + chunk]
-            ix = torch.randint(0, len(train), (len(exps), B), generator=gen)
-            chunk_losses = self._sgd.run(train.X[ix], train.Y[ix], [10.0**e for e in exps]).tolist()
+            X, Y = train.get_batch(len(exps), B, gen)
+            chunk_losses = self._stepper().run(X, Y, [10.0**e for e in exps]).tolist()
             bad = watch.first_bad(chunk_losses)
             losses += chunk_losses[:bad]
             progress(lo + len(exps), chunk_losses[-1], exps[-1])
@@ -414,19 +404,24 @@ class Trainer:
         start, end = _lr_range(start, end, "grid")
         _whole(models, 2, MAX_GRID_MODELS, "grid models")
         _whole(steps, 10, MAX_SWEEP_STEPS, "grid steps")
-        B = self.train_config.batch_size
         exponents = torch.linspace(start, end, models).tolist()
-        batched = BatchedSGD(self.params, [10.0**e for e in exponents], B)
-        threads = torch.get_num_threads()
-        # batched matmuls over K models are big enough for a second core (288 -> 204 ms for 32 x 500
-        # here), unlike the single model's, where the hand-off per op costs more than it gains
-        torch.set_num_threads(max(threads, min(GRID_THREADS, os.cpu_count() or 1)))
+        lrs = [10.0**e for e in exponents]
+        # K models are work enough for a second core, unlike the single model at batch 32, where
+        # handing each op to another thread costs more than it gains
+        threads = min(GRID_THREADS, os.cpu_count() or 1)
+        if self.compiled:
+            with ThreadPoolExecutor(threads, thread_name_prefix="charmlp-grid") as pool:
+                return self._grid(NativeGrid(self._native, self.params, lrs, pool), exponents, steps, on_progress,
+                                  should_stop)
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(max(torch_threads, threads))
         try:
-            return self._grid(batched, exponents, steps, on_progress, should_stop)
+            return self._grid(BatchedSGD(self.params, lrs, self.train_config.batch_size), exponents, steps,
+                              on_progress, should_stop)
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(torch_threads)
 
-    def _grid(self, batched: BatchedSGD, exponents: list[float], steps: int, on_progress: ProgressFn,
+    def _grid(self, batched: BatchedSGD | NativeGrid, exponents: list[float], steps: int, on_progress: ProgressFn,
               should_stop: StopFn) -> GridResult:
         train, B, chunk = self.dataset.train, self.train_config.batch_size, self.train_config.chunk_steps
         gen = torch.Generator().manual_seed(self.model_config.seed + 3 + self.step)  # own minibatches
@@ -434,8 +429,7 @@ class Trainer:
         done, t_start = 0, time.perf_counter()
         while done < steps:
             k = min(chunk, steps - done)
-            ix = torch.randint(0, len(train), (k, B), generator=gen)
-            chunks.append(batched.run(train.X[ix], train.Y[ix]))
+            chunks.append(batched.run(*train.get_batch(k, B, gen)))
             done += k
             best = float(chunks[-1][-1].nan_to_num(math.inf).min())
             on_progress(Progress("grid", done, steps, self.step, best, self.lr_exponent, time.perf_counter() - t_start))

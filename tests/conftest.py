@@ -40,11 +40,9 @@ def trainer(small_words):
 
 
 @pytest.fixture
-def headless(capsys, monkeypatch, tmp_path):
+def headless(capsys):
     """charmlp-tui --headless --no-compile in this process: (exit code, stdout, stderr)."""
     from tui.cli import main
-
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # main() sets a default otherwise
 
     def run(*args: str) -> tuple[int, str, str]:
         try:

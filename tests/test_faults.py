@@ -327,7 +327,7 @@ SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 @pytest.mark.parametrize("signum", SIGNALS, ids=[s.name for s in SIGNALS])
 def test_a_signal_stops_the_app_restores_the_terminal_and_autosaves(small_file, tmp_path, signum):
     saved = tmp_path / "autosave.pt"
-    env = {**os.environ, "TERM": "xterm-256color", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
+    env = {**os.environ, "TERM": "xterm-256color"}
     child = pexpect.spawn(sys.executable, ["-m", "tui", "--data", str(small_file), "--no-compile", "--autosave", str(saved)],
                           cwd=str(REPO), env=env, dimensions=(30, 100), timeout=60)
     try:

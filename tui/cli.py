@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ class Settings:
     force: bool
     threads: int
     eval_every_s: float
-    compile: bool  # compile the training chunk in the background (core.compiled)
+    compile: bool  # build the native training steps in the background (core.native)
     autosave: Path | None  # where to save the model when the app or a headless run ends, however it ends
 
 
@@ -78,9 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int, default=1, metavar="N",
                        help="torch CPU threads (default 1: at batch 32 a second thread only adds hand-off cost)")
     train.add_argument("--no-compile", dest="compile", action="store_false",
-                       help="never torch.compile the training steps; by default the app compiles them in the "
-                            "background (~15 s the first time, ~5 s later, cached in ~/.cache/charmlp-tui) and "
-                            "switches to them (~1.4x the steps/s) when ready; headless does so for scripts of 200k+ steps")
+                       help="never build the native (C++) training steps; by default the app builds them in the "
+                            "background with the machine's C++ compiler (~1 s the first time, cached in "
+                            "~/.cache/charmlp-tui) and switches to them (~3x the steps/s) when ready; headless builds "
+                            "them first for scripts of 50k+ steps")
     run = parser.add_argument_group("running")
     run.add_argument("--load", type=Path, metavar="CKPT", help="start from a checkpoint (its model shape wins over the model flags)")
     run.add_argument("--headless", action="store_true", help="no UI: run --script, print a summary, exit")
@@ -135,15 +135,8 @@ def parse_settings(argv: list[str] | None) -> Settings:
         parser.error(str(e))
 
 
-def compile_cache_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "charmlp-tui" / "inductor"
-
-
 def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
-    # inductor's default cache is in /tmp, gone at reboot; keep compiled steps with the user's caches
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
     if settings.script is not None:  # refuse a bad script before anything is loaded
         from core.actions import parse_script
 

@@ -1,0 +1,220 @@
+// A chunk of SGD steps of the character MLP in one call: forward, hand-written backward and
+// update, the same math as core/step.py, with small matrix products written for these shapes.
+//
+// At batch 32 the model's matrices are tiny (32x6 @ 6x100, 32x100 @ 100x27): BLAS libraries
+// spend microseconds per call on dispatch and packing, and a torch call per operation costs
+// more. Here every product is one loop nest over 16-float vectors (GCC/Clang vector extensions:
+// AVX-512, AVX2 or NEON, whatever -march=native gives) with 8 output rows accumulated at once.
+// Built at run time by core/native.py with the machine's C++ compiler; loaded with ctypes.
+//
+// Layout: sizes are padded to whole vectors (B, H, V -> Bp, Hp, Vp) in 64-byte aligned copies
+// of the parameters, made at the start of a call and copied back at the end. Padding stays
+// harmless: padded hidden units have zero weights both ways, padded vocabulary columns are
+// masked out of the softmax, padded batch rows get a zero gradient. Several activations are
+// kept transposed (batch along the vector) so that every product reads whole vectors.
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+namespace {
+
+constexpr int VW = 16;  // floats per vector
+typedef float vf __attribute__((vector_size(VW * sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(VW * sizeof(int32_t))));
+
+inline int padded(int n) { return (n + VW - 1) / VW * VW; }
+inline vf load(const float *p) { return *reinterpret_cast<const vf *>(p); }
+inline void store(float *p, vf v) { *reinterpret_cast<vf *>(p) = v; }
+inline vf splat(float x) { return vf{} + x; }
+
+inline float hsum(vf v) {
+    float s = 0;
+    for (int i = 0; i < VW; ++i) s += v[i];
+    return s;
+}
+
+inline float hmax(vf v) {
+    float m = v[0];
+    for (int i = 1; i < VW; ++i) m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+// e^x to ~1 ulp (Cephes' expf polynomial after x = n ln2 + r); clamped to the float range.
+inline vf vexp(vf x) {
+    x = x < -87.0f ? splat(-87.0f) : x;
+    x = x > 88.0f ? splat(88.0f) : x;
+    vf t = x * 1.44269504088896341f + 0.5f;
+    vi n = __builtin_convertvector(t, vi);
+    vf fn = __builtin_convertvector(n, vf);
+    vi down = fn > t;  // truncation rounded a negative t up: floor
+    n += down;         // true is -1
+    fn = __builtin_convertvector(n, vf);
+    vf r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
+    vf p = splat(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    vi bits = (n + 127) << 23;
+    return p * reinterpret_cast<vf &>(bits);
+}
+
+// tanh(z) = 1 - 2 / (e^{2z} + 1), as core/compiled.py and (via sigmoid) core/step.py.
+inline vf vtanh(vf z) { return 1.0f - 2.0f / (vexp(z + z) + 1.0f); }
+
+enum class Init { zero, row_bias, col_bias, accumulate };
+
+// out[r, j:j+VW*NV] (=|+=) Σ_k a[r*ars + k*aks] * b[k*ldb + j : …] for R rows from r0:
+// R*NV independent vector accumulators, one broadcast of a per row and step of k.
+template <int R, int NV>
+inline void block(int r0, int j, int K, const float *a, long ars, long aks, const float *b, long ldb, float *out,
+                  long ldo, Init init, const float *bias, float scale) {
+    vf acc[R][NV] = {};
+    for (int k = 0; k < K; ++k) {
+        vf bv[NV];
+        for (int v = 0; v < NV; ++v) bv[v] = load(b + k * ldb + j + v * VW);
+        for (int i = 0; i < R; ++i) {
+            float ai = a[(r0 + i) * ars + k * aks];
+            for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
+        }
+    }
+    for (int i = 0; i < R; ++i)
+        for (int v = 0; v < NV; ++v) {
+            float *o = out + (r0 + i) * ldo + j + v * VW;
+            vf res = acc[i][v];
+            switch (init) {
+                case Init::zero: break;
+                case Init::row_bias: res += bias[r0 + i]; break;
+                case Init::col_bias: res += load(bias + j + v * VW); break;
+                case Init::accumulate: res = load(o) + scale * res; break;
+            }
+            store(o, res);
+        }
+}
+
+template <int NV>
+inline void rows(int M, int j, int K, const float *a, long ars, long aks, const float *b, long ldb, float *out,
+                 long ldo, Init init, const float *bias, float scale) {
+    int r = 0;
+    constexpr int R = NV == 1 ? 8 : 4;  // 8 rows x 1 vector or 4 x 2: 8 accumulators
+    for (; r + R <= M; r += R) block<R, NV>(r, j, K, a, ars, aks, b, ldb, out, ldo, init, bias, scale);
+    switch (M - r) {
+#define REST(n) \
+    case n: block<n, NV>(r, j, K, a, ars, aks, b, ldb, out, ldo, init, bias, scale); break;
+        REST(1) REST(2) REST(3) REST(4) REST(5) REST(6) REST(7)
+#undef REST
+        default: break;
+    }
+}
+
+// The matrix product out (M x N) (=|+=) A (M x K, any strides) @ Bm (K x N, rows ldb apart); N a
+// multiple of VW, all of out's and Bm's rows 64-byte aligned.
+void gemm(int M, int N, int K, const float *a, long ars, long aks, const float *b, long ldb, float *out, long ldo,
+          Init init, const float *bias = nullptr, float scale = 1.0f) {
+    int j = 0;
+    for (; j + 2 * VW <= N; j += 2 * VW) rows<2>(M, j, K, a, ars, aks, b, ldb, out, ldo, init, bias, scale);
+    for (; j < N; j += VW) rows<1>(M, j, K, a, ars, aks, b, ldb, out, ldo, init, bias, scale);
+}
+
+float *zeros(long n) {
+    long bytes = (n * sizeof(float) + 63) / 64 * 64;
+    auto *p = static_cast<float *>(std::aligned_alloc(64, bytes));
+    std::memset(p, 0, bytes);
+    return p;
+}
+
+}  // namespace
+
+// k steps on minibatches X (k, B, T) and Y (k, B) at learning rates lrs (k); parameters C (V, E),
+// W1 (T*E, H), b1 (H), W2 (H, V), b2 (V), contiguous float32, updated in place; losses (k) gets
+// each step's mean minibatch loss. Returns 0, or -1 when out of memory.
+extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *b1, float *W2,
+                         float *b2, const int64_t *X, const int64_t *Y, const float *lrs, float *losses) {
+    const int TE = T * E, Bp = padded(B), Hp = padded(H), Vp = padded(V);
+    float *w1 = zeros((long)TE * Hp), *bias1 = zeros(Hp), *w2 = zeros((long)Hp * Vp), *bias2 = zeros(Vp);
+    float *xT = zeros((long)TE * Bp);       // (TE, Bp) the gathered embeddings, transposed
+    float *hT = zeros((long)Hp * Bp);       // (Hp, Bp) tanh activations, transposed
+    float *logits = zeros((long)Bp * Vp);   // (Bp, Vp), then dloss/dlogits * B
+    float *dlT = zeros((long)Vp * Bp);      // (Vp, Bp) the same, transposed
+    float *dhT = zeros((long)Hp * Bp);      // (Hp, Bp) B * dloss/dh, then dloss/dz
+    float *dz = zeros((long)Bp * Hp);       // (Bp, Hp) B * dloss/dz
+    float *dxT = zeros((long)TE * Bp);      // (TE, Bp) B * dloss/dx
+    float *mask = zeros(Vp);                // 0 on the vocabulary, -inf-ish on the padding
+    float *valid = zeros(Vp);               // 1 on the vocabulary, 0 on the padding
+    float *all[] = {w1, bias1, w2, bias2, xT, hT, logits, dlT, dhT, dz, dxT, mask, valid};
+    for (float *p : all)
+        if (!p) {
+            for (float *q : all) std::free(q);
+            return -1;
+        }
+    for (int j = 0; j < TE; ++j) std::memcpy(w1 + (long)j * Hp, W1 + (long)j * H, H * sizeof(float));
+    std::memcpy(bias1, b1, H * sizeof(float));
+    for (int h = 0; h < H; ++h) std::memcpy(w2 + (long)h * Vp, W2 + (long)h * V, V * sizeof(float));
+    std::memcpy(bias2, b2, V * sizeof(float));
+    for (int v = 0; v < Vp; ++v) mask[v] = v < V ? 0.0f : -1e30f, valid[v] = v < V ? 1.0f : 0.0f;
+
+    for (int s = 0; s < k; ++s) {
+        const int64_t *xs = X + (long)s * B * T, *ys = Y + (long)s * B;
+        const float c = -lrs[s] / B;  // every gradient below is B times the true one
+        for (int b = 0; b < B; ++b)
+            for (int t = 0; t < T; ++t)
+                for (int e = 0; e < E; ++e) xT[(long)(t * E + e) * Bp + b] = C[xs[b * T + t] * E + e];
+        // forward: hT = tanh(W1ᵀ xᵀ + b1), logits = h W2 + b2
+        gemm(H, Bp, TE, w1, 1, Hp, xT, Bp, hT, Bp, Init::row_bias, bias1);
+        for (long i = 0; i < (long)H * Bp; i += VW) store(hT + i, vtanh(load(hT + i)));
+        gemm(B, Vp, H, hT, 1, Bp, w2, Vp, logits, Vp, Init::col_bias, bias2);
+        // softmax and loss; logits becomes softmax - onehot
+        float loss = 0;
+        for (int b = 0; b < B; ++b) {
+            float *l = logits + (long)b * Vp;
+            vf m = splat(-1e30f);
+            for (int v = 0; v < Vp; v += VW) store(l + v, load(l + v) + load(mask + v)), m = m > load(l + v) ? m : load(l + v);
+            const float top = hmax(m);
+            const int yi = static_cast<int>(ys[b]);
+            const float logit_y = l[yi] - top;
+            vf sum{};
+            for (int v = 0; v < Vp; v += VW) {
+                vf p = vexp(load(l + v) - top) * load(valid + v);
+                store(l + v, p), sum += p;
+            }
+            const float total = hsum(sum);
+            loss += std::log(total) - logit_y;  // -log softmax(l)[y]
+            const vf inv = splat(1.0f / total);
+            for (int v = 0; v < Vp; v += VW) store(l + v, load(l + v) * inv);
+            l[yi] -= 1.0f;
+            for (int v = 0; v < V; ++v) dlT[(long)v * Bp + b] = l[v];
+        }
+        losses[s] = loss / B;
+        // backward: dhT = W2 dlᵀ before W2 changes; W2 += c hᵀ dl, b2 += c Σ dl
+        gemm(H, Bp, V, w2, Vp, 1, dlT, Bp, dhT, Bp, Init::zero);
+        gemm(H, Vp, B, hT, Bp, 1, logits, Vp, w2, Vp, Init::accumulate, nullptr, c);
+        for (int b = 0; b < B; ++b)
+            for (int v = 0; v < Vp; v += VW) store(bias2 + v, load(bias2 + v) + c * load(logits + (long)b * Vp + v));
+        // through tanh: dzT = dhT (1 - hT²)
+        for (long i = 0; i < (long)H * Bp; i += VW) {
+            vf h = load(hT + i);
+            store(dhT + i, load(dhT + i) * (1.0f - h * h));
+        }
+        // dxT = W1 dzT before W1 changes; W1 += c xᵀ dz, b1 += c Σ dz; C += c dx at the contexts
+        gemm(TE, Bp, H, w1, Hp, 1, dhT, Bp, dxT, Bp, Init::zero);
+        for (int h = 0; h < H; ++h)
+            for (int b = 0; b < B; ++b) dz[(long)b * Hp + h] = dhT[(long)h * Bp + b];
+        gemm(TE, Hp, B, xT, Bp, 1, dz, Hp, w1, Hp, Init::accumulate, nullptr, c);
+        for (int b = 0; b < B; ++b)
+            for (int h = 0; h < Hp; h += VW) store(bias1 + h, load(bias1 + h) + c * load(dz + (long)b * Hp + h));
+        for (int b = 0; b < B; ++b)
+            for (int t = 0; t < T; ++t)
+                for (int e = 0; e < E; ++e) C[xs[b * T + t] * E + e] += c * dxT[(long)(t * E + e) * Bp + b];
+    }
+
+    for (int j = 0; j < TE; ++j) std::memcpy(W1 + (long)j * H, w1 + (long)j * Hp, H * sizeof(float));
+    std::memcpy(b1, bias1, H * sizeof(float));
+    for (int h = 0; h < H; ++h) std::memcpy(W2 + (long)h * V, w2 + (long)h * Vp, V * sizeof(float));
+    std::memcpy(b2, bias2, V * sizeof(float));
+    for (float *p : all) std::free(p);
+    return 0;
+}

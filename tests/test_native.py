@@ -1,0 +1,146 @@
+"""The native training steps (core.native): same math as the eager step, built in the background,
+switched to at a chunk boundary, and a failed build leaves the eager step in place."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core import native
+from core.config import DataConfig, ModelConfig, TrainConfig
+from core.dataset import make_dataset
+from core.grid import NativeGrid
+from core.model import Params, init_params
+from core.step import SGDStep
+from core.trainer import Trainer
+
+
+def new_trainer(words, **model) -> Trainer:
+    return Trainer(make_dataset(words, model.get("block_size", 3), DataConfig()), ModelConfig(**model),
+                   TrainConfig(chunk_steps=200))
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory) -> native.NativeKernel:
+    kernel, how = native.build(tmp_path_factory.mktemp("cache"))  # a real build, not one from the user's cache
+    assert how.startswith("built with")
+    return kernel
+
+
+def minibatches(trainer: Trainer, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    train = trainer.dataset.train
+    ix = torch.randint(0, len(train), (k, trainer.train_config.batch_size), generator=torch.Generator().manual_seed(seed))
+    return train.X[ix], train.Y[ix]
+
+
+@pytest.mark.parametrize("shape", [
+    {},  # the lecture's: emb 2, hidden 100, batch 32
+    {"block_size": 4, "emb_dim": 3, "hidden": 37, "batch": 50},  # nothing a whole number of vectors
+    {"emb_dim": 10, "hidden": 200, "batch": 7},
+])
+def test_native_steps_match_the_eager_step_in_float64(kernel, small_words, shape):
+    """Against the float64 eager step (itself checked against autograd): a wrong gradient would be
+    far outside float32 rounding."""
+    batch = shape.pop("batch", 32)
+    trainer = Trainer(make_dataset(small_words, shape.get("block_size", 3), DataConfig()), ModelConfig(**shape),
+                      TrainConfig(batch_size=batch))
+    X, Y = minibatches(trainer, 20)
+    start = init_params(trainer.model_config, trainer.dataset.vocab.size)
+    start.W2.mul_(0.1)  # the lecture's init gives huge first losses: keep the steps in a calm regime
+    exact = Params(*(t.double() for t in start.tensors()))
+    exact_losses = SGDStep(exact, batch).run(X, Y, [0.1] * 20)
+    params = start.clone()
+    losses = kernel.run(params, X, Y, [0.1] * 20)
+    torch.testing.assert_close(losses.double(), exact_losses, rtol=1e-5, atol=1e-5)
+    for mine, theirs in zip(params.tensors(), exact.tensors()):
+        torch.testing.assert_close(mine.double(), theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_a_chunk_split_in_two_calls_lands_exactly_where_one_call_does(kernel, trainer):
+    """What a rollback's replay and a mid-run change rely on."""
+    X, Y = minibatches(trainer, 300)
+    lrs = torch.logspace(-2, -0.5, 300).tolist()  # a ramp, as a sweep runs it
+    whole, split = trainer.params.clone(), trainer.params.clone()
+    losses = kernel.run(whole, X, Y, lrs)
+    first, second = kernel.run(split, X[:120], Y[:120], lrs[:120]), kernel.run(split, X[120:], Y[120:], lrs[120:])
+    assert torch.equal(losses, torch.cat([first, second]))
+    assert all(torch.equal(a, b) for a, b in zip(whole.tensors(), split.tensors()))
+
+
+def test_each_model_of_the_native_grid_is_the_single_model_run(kernel, trainer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, Y = minibatches(trainer, 100)
+    lrs = [0.01, 0.1, 0.3, 1.0]
+    with ThreadPoolExecutor(2) as pool:
+        grid = NativeGrid(kernel, trainer.params, lrs, pool)
+        grid_losses = grid.run(X, Y)  # (100, 4)
+    for k, lr in enumerate(lrs):
+        single = trainer.params.clone()
+        assert torch.equal(grid_losses[:, k], kernel.run(single, X, Y, [lr] * 100))
+        assert all(torch.equal(a, b) for a, b in zip(grid.models[k].tensors(), single.tensors()))
+
+
+@pytest.fixture
+def native_trainer(small_words, tmp_path):
+    trainer = new_trainer(small_words)
+    lines: list[str] = []
+    trainer.start_compiling(lines.append, tmp_path).join(120)
+    assert lines and "ready (built with" in lines[0], lines
+    assert trainer.compiled
+    return trainer
+
+
+def test_native_runs_match_eager_runs(native_trainer, small_words, tmp_path):
+    eager = new_trainer(small_words)
+    assert not eager.compiled
+    native_losses = [native_trainer.run(200).last_loss for _ in range(3)]
+    eager_losses = [eager.run(200).last_loss for _ in range(3)]
+    assert native_losses == pytest.approx(eager_losses, rel=1e-3)  # float noise over 600 steps
+    for c, e in zip(native_trainer.params.tensors(), eager.params.tensors()):
+        torch.testing.assert_close(c, e, rtol=1e-3, atol=1e-3)
+    assert native_trainer.split_loss("dev") == pytest.approx(eager.split_loss("dev"), rel=1e-4)
+    # a second trainer finds the library in the cache
+    lines: list[str] = []
+    new_trainer(small_words).start_compiling(lines.append, tmp_path).join(120)
+    assert "ready (from the cache" in lines[0]
+
+
+def test_a_partial_chunk_and_the_step_count(native_trainer):
+    result = native_trainer.run(450)  # 200 + 200 + 50
+    assert result.steps == native_trainer.step == len(native_trainer.history) == 450
+
+
+def test_divergence_rolls_back_through_a_native_chunk(native_trainer):
+    native_trainer.run(400)
+    healthy = native_trainer.split_loss("train")
+    native_trainer.set_lr_exponent(3)
+    result = native_trainer.run(2000)
+    assert result.divergence is not None
+    assert result.divergence.restored_step == native_trainer.step == len(native_trainer.history)
+    assert native_trainer.params.all_finite()
+    assert native_trainer.split_loss("train") < 1.5 * healthy
+
+
+def test_sweep_and_grid_use_the_native_steps_and_leave_the_model_alone(native_trainer):
+    before = native_trainer.params.clone()
+    sweep = native_trainer.sweep(-3, 0, 300)
+    grid = native_trainer.grid(-3, 0, 8, 100)
+    assert -2 < sweep.suggested_exponent < 0 and len(grid.losses) == 8 and grid.best_exponent is not None
+    assert all(torch.equal(a, b) for a, b in zip(native_trainer.params.tensors(), before.tensors()))
+
+
+def test_a_failed_build_leaves_the_eager_step(small_words, tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that fails, as a broken toolchain would
+    trainer = new_trainer(small_words)
+    lines: list[str] = []
+    trainer.start_compiling(lines.append, tmp_path).join(120)
+    assert lines == ["compiling the training steps failed (BuildError: false failed: exit status 1); staying on the eager path"]
+    assert not trainer.compiled and trainer.run(400).steps == 400
+
+
+def test_no_compiler_at_all(small_words, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(native.BuildError, match="no C.. compiler found"):
+        native.build(tmp_path)
