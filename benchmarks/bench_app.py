@@ -4,8 +4,8 @@
 
 The app's figure is the rate its worker reports for one `run` pressed with space, with the UI
 live: snapshots at 5 Hz, charts redrawn, periodic evaluation every second. Both sides use the
-eager step, or with --compiled both the compiled chunk (the app's run starts once its
-background compile is done). Not a test.
+eager step, or with --compiled both on the native steps of core.native (the app's run starts once its
+background build is done). Not a test.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA if DEFAULT_DATA.exists() else None)
     parser.add_argument("--steps", type=int, default=100_000, choices=STEPS_PER_RUN)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compiled", action="store_true", help="both sides on the compiled chunk, once it is ready")
+    parser.add_argument("--compiled", action="store_true", help="both sides on the native (compiled) steps, once they are built")
     args = parser.parse_args()
     torch.set_num_threads(1)
     trainer = open_trainer(DataConfig(path=args.data), ModelConfig(), TrainConfig())

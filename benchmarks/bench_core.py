@@ -52,7 +52,7 @@ def _per_step(us: float) -> str:
 
 
 def training_rows(words, block: int, emb: int, hidden: int, batch: int, steps: int, repeats: int, compiled: bool):
-    """Eager core vs lecture; with compiled, also the compiled chunk over a run 5x longer, after
+    """Eager core vs lecture; with compiled, also the compiled (native) steps over a run 5x longer, after
     its (timed) compile."""
     ds = make_dataset(words, block, DataConfig())
     trainer = Trainer(ds, ModelConfig(block_size=block, emb_dim=emb, hidden=hidden), TrainConfig(batch_size=batch))
