@@ -125,15 +125,16 @@ def build(cache_dir: Path | None = None) -> tuple[NativeKernel, str]:
     compiler = _compiler()
     path = _library_path(cache_dir or default_cache_dir(), compiler)
     if path.exists():
-        how = "from the cache"
-    else:
         try:
-            _compile(compiler, path)
-        except OSError:  # the cache folder is not writable: build for this process only
-            path = Path(tempfile.mkdtemp(prefix="charmlp-native-")) / path.name
-            _compile(compiler, path)
-        how = f"built with {compiler}"
-    return NativeKernel(path), f"{how} in {time.perf_counter() - t0:.1f} s"
+            return NativeKernel(path), f"from the cache in {time.perf_counter() - t0:.1f} s"
+        except BuildError:  # a damaged file (a disk that filled up, say): build it again
+            path.unlink(missing_ok=True)
+    try:
+        _compile(compiler, path)
+    except OSError:  # the cache folder cannot be written: build for this process only
+        path = Path(tempfile.mkdtemp(prefix="charmlp-native-")) / path.name
+        _compile(compiler, path)
+    return NativeKernel(path), f"built with {compiler} in {time.perf_counter() - t0:.1f} s"
 
 
 class NativeSteps:
