@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 import torch
+from textual.widgets import ProgressBar
 
 from app_helpers import app_settings, log_text, settle, start_long_run
 from tui.app import STEPS_PER_RUN, CharMLPApp
@@ -22,9 +23,11 @@ async def test_run_changes_step_and_loss(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert app.snapshot.step == 0 and app.snapshot.last_loss is None
+        assert not app.query_one(ProgressBar).visible  # no empty 0% bar before the first job
         await pilot.press("left_square_bracket", "left_square_bracket")  # 10k -> 100
         await pilot.press("space")
         await settle(pilot)
+        assert app.query_one(ProgressBar).visible and app.query_one(ProgressBar).percentage == 1
         assert app.snapshot.step == STEPS_PER_RUN[0] == 100
         assert app.snapshot.last_loss is not None and app.snapshot.last_eval.step == 100
         assert "run 100: step 100" in log_text(app)

@@ -64,3 +64,11 @@ async def test_G_draws_the_grid_and_a_adopts_its_best(small_file):
         await pilot.press("a")
         await settle(pilot)
         assert app.snapshot.lr_exponent == pytest.approx(best)
+
+
+def test_the_sweep_chart_title_is_shortened_where_the_full_one_does_not_fit(trainer):
+    chart = SweepChart()
+    chart.result, chart.grid = trainer.sweep(-3, 0, 200), trainer.grid(-3, 0, 4, 20)
+    wide, narrow = chart._title(200), chart._title(60)
+    assert wide.startswith("LR sweep at step 0: ") and " · grid at step 0: best " in wide
+    assert narrow.startswith("LR sweep @0: ") and " · grid @0: " in narrow and len(narrow) + 6 <= 60

@@ -115,20 +115,30 @@ class SweepChart(Chart):
         self.redraw()
 
     def _retitle(self) -> None:
-        parts = []
+        self.border_title = self._title(self.size.width)
+        self.redraw()
+
+    def _title(self, width: int) -> str:
+        """The sweep's and the grid's findings; shorter where the full words do not fit the border."""
+        full, short = [], []
         if self.result is not None:
             r = self.result
             suggestion, spread = r.suggested_exponent, r.suggestion_spread
-            part = f"sweep at step {r.at_step:,}: " + (f"suggested {suggestion:g}" if suggestion is not None
-                                                       else "no suggestion")
+            found = f"suggested {suggestion:g}" if suggestion is not None else "no suggestion"
+            part = f"sweep at step {r.at_step:,}: {found}"
+            brief = f"sweep @{r.at_step:,}: {'none' if suggestion is None else f'{suggestion:g}'}"
             if r.repeats > 1:
                 part += f" (mean of {r.repeats}" + (f"; each {spread[0]:g} to {spread[1]:g})" if spread else ")")
-            parts.append(part)
+                brief += f" ({spread[0]:g}…{spread[1]:g})" if spread else ""
+            full.append(part)
+            short.append(brief)
         if self.grid is not None:
             best = self.grid.best_exponent
-            parts.append(f"grid at step {self.grid.at_step:,}: best {'none' if best is None else f'{best:g}'}")
-        self.border_title = "LR " + " · ".join(parts)
-        self.redraw()
+            best_text = "none" if best is None else f"{best:g}"
+            full.append(f"grid at step {self.grid.at_step:,}: best {best_text}")
+            short.append(f"grid @{self.grid.at_step:,}: {best_text}")
+        title = "LR " + " · ".join(full)
+        return title if len(title) + 6 <= width else "LR " + " · ".join(short)
 
     def _legend(self) -> str:
         legend = []
@@ -148,7 +158,7 @@ class SweepChart(Chart):
             return Text("No sweep yet: press s (S: five sweeps and their mean; G: an LR grid).", style="dim")
         if w < MIN_WIDTH or h < MIN_HEIGHT:
             return Text("(too small)")
-        self.border_subtitle = self._legend()
+        self.border_title, self.border_subtitle = self._title(self.size.width), self._legend()
         figure = _new_figure(w, h)
         if r is not None and len(r.losses) > 1:
             if r.band:
