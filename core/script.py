@@ -8,7 +8,7 @@ from pathlib import Path
 from core.actions import Action
 from core.errors import ScriptError
 from core.grid import GridResult
-from core.sweep import SweepResult
+from core.sweep import SweepResult, flat_from_start
 from core.trainer import ProgressFn, RunResult, StopFn, Trainer, ignore_progress, never_stop
 
 
@@ -60,6 +60,8 @@ def execute(trainer: Trainer, action: Action, on_progress: ProgressFn = ignore_p
     if verb == "sweep":
         result = trainer.sweep(*args, on_progress=on_progress, should_stop=should_stop)
         suggested = "none" if result.suggested_exponent is None else f"{result.suggested_exponent:g}"
+        if flat_from_start(result):
+            suggested += " (the loss is flat from the sweep's start, as from a trained model: grid compares rates over many steps)"
         end = " (stopped early)" if result.stopped_early else ""
         repeats = ""
         if result.repeats > 1:

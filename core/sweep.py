@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 
 BASIN_TOLERANCE = 0.10  # "near the minimum" = within 10% of it
+FLAT_START = 0.05  # a basin reaching back into the first 5% of a sweep: flat from its start (the EMA warms up there)
 SUGGESTION_RULE = "left edge of the basin: smallest exponent whose smoothed loss stays within 10% of the minimum"
 
 
@@ -51,6 +52,10 @@ def suggest_exponent(exponents: list[float], smoothed: list[float]) -> float | N
     -0.93 .. -1.10 over five seeds (the lecture picked -1). Why not the "steepest slope" rule:
     one step per LR makes the slope a difference of noisy losses, and here it points at the
     very first exponent every time, because the sweep itself is training the model down from 20.
+
+    None where the basin reaches back into the sweep's first 5% of steps: the loss is flat from
+    the start, as in a sweep from a trained model, and that edge would be no finding, just where
+    the sweep began (the LR grid compares rates over many steps instead).
     """
     if len(smoothed) < 2:
         return None
@@ -58,4 +63,9 @@ def suggest_exponent(exponents: list[float], smoothed: list[float]) -> float | N
     edge = low
     while edge > 0 and smoothed[edge - 1] <= (1 + BASIN_TOLERANCE) * smoothed[low]:
         edge -= 1
-    return round(exponents[edge], 2)
+    return round(exponents[edge], 2) if edge >= FLAT_START * len(smoothed) else None
+
+
+def flat_from_start(result: SweepResult) -> bool:
+    """Whether the sweep found no suggestion because its loss was flat from the first exponent."""
+    return result.suggested_exponent is None and len(result.smoothed) >= 2

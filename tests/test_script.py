@@ -42,3 +42,11 @@ def test_snapshots_are_bounded_and_named_sensibly(trainer):
     assert [s.name for s in trainer.snapshots].count("s5") == 1 and trainer.snapshots[-1].name == "s5"
     with pytest.raises(ConfigError, match="no snapshot named 'nope'"):
         trainer.restore_snapshot("nope")
+
+
+def test_a_sweep_from_a_trained_model_says_why_it_suggests_nothing(small_file, headless):
+    code, out, err = headless("--data", str(small_file), "--script", "sweep; run 5000; sweep", "--json")
+    assert code == 0, err
+    first, second = [line for line in out.splitlines() if line.startswith("sweep:")]
+    assert "suggested lr exponent -" in first  # from init: the left edge of the basin
+    assert "suggested lr exponent none (the loss is flat from the sweep's start" in second

@@ -13,6 +13,8 @@ import plotext
 from rich.text import Text
 from textual.widgets import Static
 
+from core.sweep import flat_from_start  # plain Python: no torch behind the first frame
+
 if TYPE_CHECKING:
     from core.grid import GridResult
     from core.sweep import SweepResult
@@ -124,9 +126,11 @@ class SweepChart(Chart):
         if self.result is not None:
             r = self.result
             suggestion, spread = r.suggested_exponent, r.suggestion_spread
-            found = f"suggested {suggestion:g}" if suggestion is not None else "no suggestion"
+            found = (f"suggested {suggestion:g}" if suggestion is not None
+                     else "flat from the start: try G" if flat_from_start(r) else "no suggestion")
             part = f"sweep at step {r.at_step:,}: {found}"
-            brief = f"sweep @{r.at_step:,}: {'none' if suggestion is None else f'{suggestion:g}'}"
+            brief = f"sweep @{r.at_step:,}: " + (f"{suggestion:g}" if suggestion is not None
+                                                  else "flat" if flat_from_start(r) else "none")
             if r.repeats > 1:
                 part += f" (mean of {r.repeats}" + (f"; each {spread[0]:g} to {spread[1]:g})" if spread else ")")
                 brief += f" ({spread[0]:g}…{spread[1]:g})" if spread else ""
@@ -156,9 +160,9 @@ class SweepChart(Chart):
         r, grid = self.result, self.grid
         if r is None and grid is None:
             return Text("No sweep yet: press s (S: five sweeps and their mean; G: an LR grid).", style="dim")
+        self.border_title, self.border_subtitle = self._title(self.size.width), self._legend()
         if w < MIN_WIDTH or h < MIN_HEIGHT:
             return Text("(too small)")
-        self.border_title, self.border_subtitle = self._title(self.size.width), self._legend()
         figure = _new_figure(w, h)
         if r is not None and len(r.losses) > 1:
             if r.band:
