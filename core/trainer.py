@@ -167,8 +167,9 @@ class Trainer:
 
     @property
     def compiled(self) -> bool:
-        """Whether runs use the native (compiled) steps now (see start_compiling)."""
-        return self._native is not None and native.can_run(self.params)
+        """Whether runs use the native (compiled) steps now (see start_compiling): once they are
+        built, for float32 models up to core.native.MAX_MACS."""
+        return self._native is not None and native.suits(self.params, self.train_config.batch_size)
 
     def start_compiling(self, on_done: Callable[[str], None] = lambda message: None,
                         cache_dir: Path | None = None) -> threading.Thread:
@@ -184,7 +185,11 @@ class Trainer:
                 on_done(f"compiling the training steps failed ({type(e).__name__}: {first_line}); staying on the eager path")
                 return
             self._native = kernel
-            on_done(f"compiled training steps ready ({how}); runs use them from the next chunk")
+            if self.compiled:
+                on_done(f"compiled training steps ready ({how}); runs use them from the next chunk")
+            else:
+                on_done(f"compiled training steps ready ({how}), but this model is big enough for torch's own "
+                        "matrix products to be as fast: runs stay on the eager step")
 
         thread = threading.Thread(target=compile_in_background, name="charmlp-compile", daemon=True)
         thread.start()

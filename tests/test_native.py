@@ -21,8 +21,13 @@ def new_trainer(words, **model) -> Trainer:
 
 
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory) -> native.NativeKernel:
-    kernel, how = native.build(tmp_path_factory.mktemp("cache"))  # a real build, not one from the user's cache
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def kernel(cache_dir) -> native.NativeKernel:
+    kernel, how = native.build(cache_dir)  # a real build, not one from the user's cache
     assert how.startswith("built with")
     return kernel
 
@@ -82,16 +87,25 @@ def test_each_model_of_the_native_grid_is_the_single_model_run(kernel, trainer):
 
 
 @pytest.fixture
-def native_trainer(small_words, tmp_path):
+def native_trainer(small_words, cache_dir, kernel):
     trainer = new_trainer(small_words)
     lines: list[str] = []
-    trainer.start_compiling(lines.append, tmp_path).join(120)
-    assert lines and "ready (built with" in lines[0], lines
+    trainer.start_compiling(lines.append, cache_dir).join(120)
+    assert lines and "ready (from the cache" in lines[0] and "runs use them" in lines[0], lines
     assert trainer.compiled
     return trainer
 
 
-def test_native_runs_match_eager_runs(native_trainer, small_words, tmp_path):
+def test_a_big_model_stays_on_the_eager_step(small_words, cache_dir, kernel):
+    trainer = Trainer(make_dataset(small_words, 8, DataConfig()), ModelConfig(block_size=8, emb_dim=24, hidden=512),
+                      TrainConfig(batch_size=256))
+    lines: list[str] = []
+    trainer.start_compiling(lines.append, cache_dir).join(120)
+    assert "runs stay on the eager step" in lines[0] and not trainer.compiled
+    assert isinstance(trainer._stepper(), SGDStep)
+
+
+def test_native_runs_match_eager_runs(native_trainer, small_words, cache_dir):
     eager = new_trainer(small_words)
     assert not eager.compiled
     native_losses = [native_trainer.run(200).last_loss for _ in range(3)]
@@ -100,9 +114,9 @@ def test_native_runs_match_eager_runs(native_trainer, small_words, tmp_path):
     for c, e in zip(native_trainer.params.tensors(), eager.params.tensors()):
         torch.testing.assert_close(c, e, rtol=1e-3, atol=1e-3)
     assert native_trainer.split_loss("dev") == pytest.approx(eager.split_loss("dev"), rel=1e-4)
-    # a second trainer finds the library in the cache
+    # a second trainer finds the library in the cache too
     lines: list[str] = []
-    new_trainer(small_words).start_compiling(lines.append, tmp_path).join(120)
+    new_trainer(small_words).start_compiling(lines.append, cache_dir).join(120)
     assert "ready (from the cache" in lines[0]
 
 
