@@ -138,8 +138,10 @@ def main() -> None:
     trainer = Trainer(ds, ModelConfig(), TrainConfig())
     model_steps = 32 * 500
     for engine in ("eager", "compiled") if args.compile else ("eager",):
-        if engine == "compiled" and (compile_native(trainer) and not trainer.compiled):
-            break
+        if engine == "compiled":
+            compile_native(trainer)
+            if not trainer.compiled:
+                break
         sweep_s = median_time(lambda: trainer.sweep(-3, 0, 1000), args.repeats)
         rows.append((f"LR sweep, 1000 steps, emb 2 / hidden 100, {engine}", f"{sweep_s * 1e3:.0f} ms",
                      f"{lecture_us:.0f} ms (1000 lecture steps)", lecture_us * 1e-3 / sweep_s))

@@ -2,7 +2,7 @@
 
 A chunk of steps is one call (no Python, no torch dispatch per step) whose small matrix products
 are written for these shapes and this CPU (-march=native): ~10 µs a step for the lecture's small
-model here, against ~40 µs for the eager step (core.step) and ~25 µs for a torch.compile'd scan
+model here, against ~33 µs for the eager step (core.step) and ~25 µs for a torch.compile'd scan
 of the same math. The build takes ~1 s with the machine's C++ compiler (g++ or clang++, $CXX to
 choose) and is cached by source, compiler, flags and CPU, so a later start only loads it. The
 Trainer builds it in a background thread and switches at a chunk boundary; where there is no

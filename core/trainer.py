@@ -29,7 +29,6 @@ from core.grid import AVERAGE_LAST, BatchedSGD, GridResult, NativeGrid
 from core.history import EvalPoint, LossHistory
 from core.losswatch import LossWatch
 from core.model import Params, init_params
-from core.native import NativeKernel, NativeSteps
 from core.sampling import sample_names
 from core.step import SGDStep
 from core.sweep import SweepResult, combine_repeats
@@ -83,7 +82,7 @@ class _Chunk:
     X: torch.Tensor  # (k, B, T) its minibatches
     Y: torch.Tensor  # (k, B)
     lr: float
-    stepper: SGDStep | NativeSteps  # what ran it: a replay must use the same, to land exactly
+    stepper: SGDStep | native.NativeSteps  # what ran it: a replay must use the same, to land exactly
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,7 @@ class Trainer:
         self._counts: dict[str, ContextCounts] = {}
         self.snapshots: list[SavedState] = []  # oldest first
         self._written: set[Path] = set()  # checkpoints this trainer wrote: safe to overwrite
-        self._native: NativeKernel | None = None  # the native steps, once a background thread has built them
+        self._native: native.NativeKernel | None = None  # the native steps, once a background thread has built them
         self._sample_gen = torch.Generator().manual_seed(model.seed + 10)  # the lecture's sampling seed
         self.reset()
 
@@ -161,9 +160,9 @@ class Trainer:
         self.params = params
         self._sgd = SGDStep(params, self.train_config.batch_size)
 
-    def _stepper(self) -> SGDStep | NativeSteps:
-        """The native steps once they are built (float32 parameters), else the eager step."""
-        return NativeSteps(self._native, self.params) if self.compiled else self._sgd
+    def _stepper(self) -> SGDStep | native.NativeSteps:
+        """The native steps once they are built, where they suit the model; else the eager step."""
+        return native.NativeSteps(self._native, self.params) if self.compiled else self._sgd
 
     @property
     def compiled(self) -> bool:

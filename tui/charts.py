@@ -106,18 +106,14 @@ class SweepChart(Chart):
 
     def show_result(self, result: SweepResult, earlier: list[SweepResult]) -> None:
         self.result, self.earlier = result, earlier[-len(EARLIER_COLORS):]
-        self._retitle()
+        self.redraw()  # its title too
 
     def show_grid(self, grid: GridResult) -> None:
         self.grid = grid
-        self._retitle()
+        self.redraw()  # its title too
 
     def toggle_overlay(self) -> None:
         self.overlay = not self.overlay
-        self.redraw()
-
-    def _retitle(self) -> None:
-        self.border_title = self._title(self.size.width)
         self.redraw()
 
     def _title(self, width: int) -> str:

@@ -63,7 +63,7 @@ inline vf vexp(vf x) {
     return p * reinterpret_cast<vf &>(bits);
 }
 
-// tanh(z) = 1 - 2 / (e^{2z} + 1), as core/compiled.py and (via sigmoid) core/step.py.
+// tanh(z) = 1 - 2 / (e^{2z} + 1); core/step.py computes the same as 2 sigmoid(2z) - 1.
 inline vf vtanh(vf z) { return 1.0f - 2.0f / (vexp(z + z) + 1.0f); }
 
 enum class Init { zero, row_bias, col_bias, accumulate };
