@@ -30,7 +30,10 @@ from core.errors import CharMLPError
 from core.model import Params
 
 SOURCE = Path(__file__).with_name("native") / "sgd_chunk.cpp"
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-fno-math-errno")
+FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-fno-math-errno")
+# tried in order: x86 compilers take -march=native, some ARM ones (Apple's clang) only -mcpu=native;
+# with neither, the vectors fall back to the baseline instruction set (SSE2, NEON)
+ARCH_FLAGS = (("-march=native",), ("-mcpu=native",), ())
 BUILD_TIMEOUT_S = 120
 
 
@@ -66,7 +69,7 @@ def _library_path(cache_dir: Path, compiler: str) -> Path:
         version = subprocess.run([compiler, "--version"], check=False, capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise BuildError(f"{compiler} --version failed: {e}") from e
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), version, _cpu_identity()]).encode())
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), repr(ARCH_FLAGS), version, _cpu_identity()]).encode())
     return cache_dir / f"sgd_chunk-{key.hexdigest()[:16]}.so"
 
 
@@ -77,12 +80,16 @@ def _compile(compiler: str, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        done = subprocess.run([compiler, *FLAGS, "-o", tmp, str(SOURCE)], check=False, capture_output=True,
-                              text=True, timeout=BUILD_TIMEOUT_S)
-        if done.returncode != 0:
-            first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[:200])
-            raise BuildError(f"{compiler} failed: {first or f'exit status {done.returncode}'}")
-        os.replace(tmp, target)
+        for arch in ARCH_FLAGS:
+            done = subprocess.run([compiler, *FLAGS, *arch, "-o", tmp, str(SOURCE)], check=False, capture_output=True,
+                                  text=True, timeout=BUILD_TIMEOUT_S)
+            if done.returncode == 0:
+                os.replace(tmp, target)
+                return
+            if arch == ARCH_FLAGS[0]:  # the error worth showing is the first one
+                first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[:200])
+                error = f"{compiler} failed: {first or f'exit status {done.returncode}'}"
+        raise BuildError(error)
     except subprocess.TimeoutExpired as e:
         raise BuildError(f"{compiler} took over {BUILD_TIMEOUT_S} s") from e
     finally:

@@ -172,3 +172,17 @@ def test_a_cache_folder_that_cannot_be_made_builds_elsewhere(tmp_path):
     blocker.write_text("")
     kernel, how = native.build(blocker / "cache")  # its parent is a file: mkdir fails
     assert how.startswith("built with") and not (blocker / "cache").exists()
+
+
+def test_a_compiler_without_march_native_builds_with_the_next_flags(tmp_path, monkeypatch):
+    """As Apple's clang on ARM, which takes -mcpu=native only."""
+    fake = tmp_path / "cxx"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -march=native ] && '
+                    '{ echo "error: unsupported option -march=native" >&2; exit 1; }; done\nexec c++ "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    kernel, how = native.build(tmp_path / "cache")
+    assert how.startswith(f"built with {fake}")
+    params = init_params(ModelConfig(), 27)
+    X, Y = torch.zeros(5, 32, 3, dtype=torch.long), torch.ones(5, 32, dtype=torch.long)
+    assert kernel.run(params, X, Y, [0.1] * 5).isfinite().all()
