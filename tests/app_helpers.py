@@ -19,6 +19,8 @@ async def settle(pilot, timeout: float = 30.0) -> None:
     app = pilot.app
     deadline = time.monotonic() + timeout
     while app.busy or app.snapshot is None or not app.worker.commands.empty() or app.worker.working:
+        if not app.is_running:  # it crashed: run_test raises its exception on the way out
+            return
         if time.monotonic() > deadline:
             raise TimeoutError(f"app still busy after {timeout}s: {app.snapshot}")
         await asyncio.sleep(0.02)

@@ -30,6 +30,7 @@ from core.trainer import Trainer
 from core.words import load_words
 from tui.app import CharMLPApp
 from tui.charts import SweepChart, TrainingChart
+from tui.screens import PathScreen
 
 
 def one_clear_line(err: str) -> str:
@@ -317,6 +318,29 @@ async def test_a_thousand_random_keys(small_file, tmp_path, monkeypatch):
         assert "sweep: " in log and "steps/s" in log and "undo: " in log and "eval at step" in log  # real work
         assert app.snapshot.step == trainer.step == len(trainer.history)
         assert all(e.step <= trainer.step for e in trainer.evals) and trainer.params.all_finite()
+        await pilot.press("q")
+
+
+async def test_a_dialog_answers_once_however_fast_the_keys(small_file, tmp_path, monkeypatch):
+    """A second key that arrives before the dialog has closed (enter enter, enter escape) once
+    dismissed it again, popping the main screen and killing the app (ScreenStackError, CI's key storm)."""
+    from textual import events
+
+    monkeypatch.chdir(tmp_path)
+    app = CharMLPApp(app_settings(small_file))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        # enter then escape may end either way (Input submits through a message of its own): once
+        for open_key, second, done, times in [("ctrl+s", ("enter", "\r"), "save: wrote", {1}),
+                                              ("ctrl+o", ("escape", None), "load: charmlp.pt", {0, 1})]:
+            await pilot.press(open_key)
+            assert isinstance(app.screen, PathScreen)
+            app._driver.send_message(events.Key("enter", "\r"))
+            app._driver.send_message(events.Key(*second))  # queued behind the first: no await between
+            await pilot.pause()
+            await settle(pilot)
+            assert len(app.screen_stack) == 1 and log_text(app).count(done) in times
+        assert app.is_running and app.worker.thread.is_alive()
         await pilot.press("q")
 
 

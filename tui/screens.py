@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +13,8 @@ from textual.content import Content
 from textual.widgets import Button, Input, Label, OptionList, Static
 
 from core.actions import VERBS
+
+ResultType = TypeVar("ResultType")
 
 
 def help_text(bindings: list[tuple[str, str]]) -> Content:
@@ -35,7 +38,16 @@ def help_text(bindings: list[tuple[str, str]]) -> Content:
     )
 
 
-class HelpScreen(ModalScreen[None]):
+class Dialog(ModalScreen[ResultType]):
+    """A modal screen that answers once: keys typed faster than the screen closes (two enters, enter
+    then escape) would otherwise dismiss it twice, popping the screen beneath it."""
+
+    def answer(self, result: ResultType | None) -> None:
+        if self.is_active:  # the pop is synchronous, so a second answer finds another screen on top
+            self.dismiss(result)
+
+
+class HelpScreen(Dialog[None]):
     """Scrolls with ↑/↓/PgUp/PgDn: at 80x24 the text is longer than the screen."""
 
     BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "close")]
@@ -52,10 +64,10 @@ class HelpScreen(ModalScreen[None]):
         self.query_one("#help").focus()
 
     def action_dismiss(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
 
 
-class PathScreen(ModalScreen[Path | None]):
+class PathScreen(Dialog[Path | None]):
     """Ask for a file path; dismisses with the path, or None on escape."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
@@ -72,13 +84,13 @@ class PathScreen(ModalScreen[Path | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
-        self.dismiss(Path(value).expanduser() if value else None)
+        self.answer(Path(value).expanduser() if value else None)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(Dialog[bool]):
     BINDINGS = [Binding("escape,n", "answer(False)", "no"), Binding("y", "answer(True)", "yes")]
 
     def __init__(self, question: str) -> None:
@@ -92,13 +104,13 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Button("No (n)", variant="primary", id="no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
+        self.answer(event.button.id == "yes")
 
     def action_answer(self, answer: bool) -> None:
-        self.dismiss(answer)
+        self.answer(answer)
 
 
-class SnapshotsScreen(ModalScreen[str | None]):
+class SnapshotsScreen(Dialog[str | None]):
     """The kept states with their dev loss; enter restores the highlighted one."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
@@ -125,7 +137,7 @@ class SnapshotsScreen(ModalScreen[str | None]):
             options.highlighted = len(self.rows) - 1  # the newest
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(self.names[event.option_index])
+        self.answer(self.names[event.option_index])
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
