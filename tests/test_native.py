@@ -163,14 +163,14 @@ def test_no_compiler_at_all(small_words, tmp_path, monkeypatch):
 def test_a_damaged_cached_library_is_built_again(tmp_path):
     cached = native._library_path(tmp_path, native._compiler())
     cached.write_bytes(b"not a shared library")  # as a disk that filled up mid-write might leave it
-    kernel, how = native.build(tmp_path)
+    _, how = native.build(tmp_path)
     assert how.startswith("built with") and cached.read_bytes() != b"not a shared library"
 
 
 def test_a_cache_folder_that_cannot_be_made_builds_elsewhere(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    kernel, how = native.build(blocker / "cache")  # its parent is a file: mkdir fails
+    _, how = native.build(blocker / "cache")  # its parent is a file: mkdir fails
     assert how.startswith("built with") and not (blocker / "cache").exists()
 
 
