@@ -35,7 +35,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "sample": ("sample N", "N names drawn from the model (1 to 1000)"),
     "save": ("save PATH", "write a checkpoint"),
     "load": ("load PATH", "replace the model with a checkpoint's"),
+    "engine": ("engine eager|compiled",
+               "what runs the training steps from here: torch's eager step or the compiled (native) one; they differ "
+               "in float rounding. A session exported from the app says where it switched, so a replay switches there too"),
 }
+ENGINES = ("eager", "compiled")
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ def parse_action(text: str, where: str = "action") -> Action:
         repeats = _count(args[at + 1], "N", where, 1, MAX_SWEEP_REPEATS)
         args = args[:at] + args[at + 2 :]
     arity = {"grid": (0, 4), "reset": (0,), "eval": (0,), "undo": (0,), "snapshot": (1,), "restore": (1,), "lr": (1,), "run": (1,), "sample": (1,), "save": (1,), "load": (1,),
-             "decay": (0, 1), "sweep": (0, 3)}[verb]
+             "engine": (1,), "decay": (0, 1), "sweep": (0, 3)}[verb]
     if len(args) not in arity:
         raise ScriptError(f"{where}: expected '{usage}'")
     try:
@@ -92,6 +96,10 @@ def parse_action(text: str, where: str = "action") -> Action:
             return Action(verb, (_count(args[0], "N", where, 1, MAX_RUN_STEPS),))
         if verb == "sample":
             return Action(verb, (_count(args[0], "N", where, 1, 1000),))
+        if verb == "engine" and args[0].lower() not in ENGINES:
+            raise ScriptError(f"{where}: expected '{usage}'")
+        if verb == "engine":
+            return Action(verb, (args[0].lower(),))
         if verb == "decay":
             factor = _number(args[0], "FACTOR", where) if args else 10.0
             if not 1 < factor <= 1e6:

@@ -3,9 +3,12 @@
 The app's keys become actions (core.actions); a run is recorded as `run N`. An action applied in
 the middle of a run (an LR change, a decay, an evaluation, samples) splits it: `run 2400; lr -1.2;
 run 7600`. Runs and minibatches are deterministic given the seed, so replaying the script with
-`charmlp-tui --headless --script-file` reproduces the losses, exactly on the same engine
-(--no-compile both times), within float noise otherwise. One caveat: the blow-up watch starts
-afresh with each `run`, so a run that blew up after a mid-run change may stop at another step.
+`charmlp-tui --headless --script-file` reproduces the losses exactly. The eager and the compiled
+steps differ in float rounding, so the script says which one ran where: it starts `engine eager`
+and has `engine compiled` at the step the app switched (when the background build was done); a
+replay switches at the same steps (on the same machine: the compiled steps are built for its CPU).
+One caveat: the blow-up watch starts afresh with each `run`, so a run that blew up after a
+mid-run change may stop at another step.
 Free of torch.
 """
 
@@ -28,6 +31,11 @@ class SessionRecord:
         """An action other than run, applied successfully. Saving is kept as a comment: a replay
         should not write over the files of the session it replays."""
         self.lines.append(f"# {action}" if action.verb == "save" else str(action))
+
+    def engine_switched(self, engine: str, at_step: int) -> None:
+        """The steps from at_step on run on `engine` (core.actions.ENGINES); may come mid-run."""
+        self.split_run(at_step)
+        self.lines.append(f"engine {engine}")
 
     def run_started(self, steps: int, at_step: int) -> None:
         self._run_start, self._run_left = at_step, steps

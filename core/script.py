@@ -87,6 +87,8 @@ def execute(trainer: Trainer, action: Action, on_progress: ProgressFn = ignore_p
     if verb == "load":
         trainer.load(Path(args[0]))
         return Outcome(f"load: {args[0]} (step {trainer.step}, lr exponent {trainer.lr_exponent:g})")
+    if verb == "engine":
+        return Outcome(f"engine: {trainer.use_engine(args[0])}")
     raise ScriptError(f"unknown action {verb!r}")
 
 

@@ -142,6 +142,14 @@ class Trainer:
         self.snapshots: list[SavedState] = []  # oldest first
         self._written: set[Path] = set()  # checkpoints this trainer wrote: safe to overwrite
         self._native: native.NativeKernel | None = None  # the native steps, once a background thread has built them
+        self._build: threading.Thread | None = None  # that thread
+        self._build_failure = "compiling is off"  # why _native is None once a build has ended, or none was started
+        # Runs use the native steps only once this thread has switched to them, at a job's start or a
+        # run's chunk boundary, never mid-chunk: a session's engine changes then sit at known steps
+        # (on_switch reports them), which is what lets a recorded session replay exactly.
+        self._native_on = False
+        self._switch_when_built = False
+        self._on_switch: Callable[[int], None] = lambda step: None
         self._sample_gen = torch.Generator().manual_seed(model.seed + 10)  # the lecture's sampling seed
         self.reset()
 
@@ -161,38 +169,70 @@ class Trainer:
         self._sgd = SGDStep(params, self.train_config.batch_size)
 
     def _stepper(self) -> SGDStep | native.NativeSteps:
-        """The native steps once they are built, where they suit the model; else the eager step."""
+        """The native steps where they are on and suit the model; else the eager step."""
+        self._switch_if_due()
         return native.NativeSteps(self._native, self.params) if self.compiled else self._sgd
 
     @property
     def compiled(self) -> bool:
-        """Whether runs use the native (compiled) steps now (see start_compiling): once they are
-        built, for float32 models up to core.native.MAX_MACS."""
-        return self._native is not None and native.suits(self.params, self.train_config.batch_size)
+        """Whether runs use the native (compiled) steps from their next chunk on (see start_compiling):
+        once built and switched to (or due to be), for float32 models up to core.native.MAX_MACS."""
+        return ((self._native_on or self._switch_when_built) and self._native is not None
+                and native.suits(self.params, self.train_config.batch_size))
 
-    def start_compiling(self, on_done: Callable[[str], None] = lambda message: None,
-                        cache_dir: Path | None = None) -> threading.Thread:
-        """Build the native training steps (core.native) in a background thread; runs, sweeps and
-        grids switch to them at their next chunk boundary. on_done gets one line either way, from
-        that thread; a failure leaves the eager step in place. Returns the thread."""
+    def start_compiling(self, on_done: Callable[[str], None] = lambda message: None, cache_dir: Path | None = None,
+                        switch: bool = True, on_switch: Callable[[int], None] = lambda step: None) -> threading.Thread:
+        """Build the native training steps (core.native) in a background thread. With switch, the
+        training thread takes them up at its next job or chunk boundary (_switch_if_due) and
+        calls on_switch with the step; without, they wait for use_engine("compiled"). on_done gets
+        one line either way, from the build thread; a failure leaves the eager step in place."""
 
         def compile_in_background() -> None:
             try:
                 kernel, how = native.build(cache_dir)
             except Exception as e:  # BuildError, or anything the loader raises on an odd platform
                 first_line = (str(e).strip().splitlines() or [""])[0][:200]
+                self._build_failure = f"the build failed ({type(e).__name__}: {first_line})"
                 on_done(f"compiling the training steps failed ({type(e).__name__}: {first_line}); staying on the eager path")
                 return
             self._native = kernel
-            if self.compiled:
-                on_done(f"compiled training steps ready ({how}); runs use them from the next chunk")
-            else:
+            if not native.suits(self.params, self.train_config.batch_size):
                 on_done(f"compiled training steps ready ({how}), but this model is big enough for torch's own "
                         "matrix products to be as fast: runs stay on the eager step")
+            elif switch:
+                on_done(f"compiled training steps ready ({how}); runs use them from the next chunk")
+            else:
+                on_done(f"compiled training steps ready ({how})")
 
-        thread = threading.Thread(target=compile_in_background, name="charmlp-compile", daemon=True)
-        thread.start()
-        return thread
+        self._switch_when_built, self._on_switch = switch, on_switch
+        self._build = threading.Thread(target=compile_in_background, name="charmlp-compile", daemon=True)
+        self._build.start()
+        return self._build
+
+    def _switch_if_due(self) -> None:
+        """On the training thread: take up the native steps if a build asked to switch has finished."""
+        if self._switch_when_built and self._native is not None:
+            self._switch_when_built, self._native_on = False, True
+            self._on_switch(self.step)
+
+    def use_engine(self, engine: str) -> str:
+        """Run on "eager" or "compiled" steps from now on, as a script says (automatic switching ends).
+        "compiled" waits for a build under way; where there is none to use, runs stay eager. Returns
+        what runs use now, in words."""
+        self._switch_when_built = False
+        if engine == "eager":
+            self._native_on = False
+            return "eager (torch's step)"
+        if engine != "compiled":
+            raise ConfigError(f"engine must be eager or compiled, got {engine!r}")
+        if self._build is not None:
+            self._build.join()
+        if self._native is None:
+            return f"eager: the compiled steps are not available ({self._build_failure})"
+        self._native_on = True
+        if not self.compiled:
+            return "eager: the compiled steps do not suit this model (too big to gain from them)"
+        return "compiled (native steps)"
 
     @property
     def lr(self) -> float:
@@ -360,6 +400,7 @@ class Trainer:
         _whole(repeats, 1, MAX_SWEEP_REPEATS, "sweep repeats")
         exponents = torch.linspace(start, end, steps).tolist()
         saved = self.params.clone()
+        stepper = self._stepper()  # one engine for the whole sweep: its result must not depend on when a build ended
         runs: list[tuple[list[float], list[float]]] = []
         t_start = time.perf_counter()
         try:
@@ -371,7 +412,7 @@ class Trainer:
                     on_progress(Progress("sweep", r * steps + done, repeats * steps, self.step, loss, exponent,
                                          time.perf_counter() - t_start))
 
-                losses, smoothed, cancelled = self._sweep_once(exponents, gen, progress, should_stop)
+                losses, smoothed, cancelled = self._sweep_once(stepper, exponents, gen, progress, should_stop)
                 self.params.copy_(saved)
                 runs.append((losses, smoothed))
                 if cancelled:
@@ -382,8 +423,8 @@ class Trainer:
         self.sweeps.append(result)
         return result
 
-    def _sweep_once(self, exponents: list[float], gen: torch.Generator, progress: Callable[[int, float, float], None],
-                    should_stop: StopFn) -> tuple[list[float], list[float], bool]:
+    def _sweep_once(self, stepper: SGDStep | native.NativeSteps, exponents: list[float], gen: torch.Generator,
+                    progress: Callable[[int, float, float], None], should_stop: StopFn) -> tuple[list[float], list[float], bool]:
         """One ramp from the current parameters (left changed): (losses, smoothed, cancelled)."""
         train, B, chunk = self.dataset.train, self.train_config.batch_size, self.train_config.chunk_steps
         watch = LossWatch()
@@ -391,7 +432,7 @@ class Trainer:
         for lo in range(0, len(exponents), chunk):
             exps = exponents[lo : lo + chunk]
             X, Y = train.get_batch(len(exps), B, gen)
-            chunk_losses = self._stepper().run(X, Y, [10.0**e for e in exps]).tolist()
+            chunk_losses = stepper.run(X, Y, [10.0**e for e in exps]).tolist()
             bad = watch.first_bad(chunk_losses)
             losses += chunk_losses[:bad]
             progress(lo + len(exps), chunk_losses[-1], exps[-1])
@@ -413,6 +454,7 @@ class Trainer:
         # K models are work enough for a second core, unlike the single model at batch 32, where
         # handing each op to another thread costs more than it gains
         threads = min(GRID_THREADS, os.cpu_count() or 1)
+        self._switch_if_due()
         if self.compiled:
             with ThreadPoolExecutor(threads, thread_name_prefix="charmlp-grid") as pool:
                 return self._grid(NativeGrid(self._native, self.params, lrs, pool), exponents, steps, on_progress,

@@ -128,6 +128,8 @@ BAD_FLAGS = [  # (arguments, what the one line says)
     (["--script", "snapshot"], "expected 'snapshot NAME'"),
     (["--script", "sample 0"], "action 1 'sample 0'"),
     (["--script", "save"], "expected 'save PATH'"),
+    (["--script", "engine fast"], "expected 'engine eager|compiled'"),
+    (["--script", "engine"], "expected 'engine eager|compiled'"),
     (["--script", "run 10; fly"], "action 2 'fly': unknown action"),
     (["--script", "  ;  # nothing"], "no actions"),
     (["--script-file", "/no/such/script.txt"], "cannot be read"),

@@ -3,6 +3,8 @@ switched to at a chunk boundary, and a failed build leaves the eager step in pla
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -118,6 +120,47 @@ def test_native_runs_match_eager_runs(native_trainer, small_words, cache_dir):
     lines: list[str] = []
     new_trainer(small_words).start_compiling(lines.append, cache_dir).join(120)
     assert "ready (from the cache" in lines[0]
+
+
+def test_a_build_that_ends_mid_run_switches_at_a_chunk_boundary_that_a_script_can_replay(small_words, cache_dir,
+                                                                                          kernel, monkeypatch):
+    """The app's case: the build ends while a run goes on. The switch lands on a chunk boundary,
+    on_switch names its step, and `engine` actions at that step reproduce the run bit for bit."""
+    release = threading.Event()
+    real_build = native.build
+    monkeypatch.setattr(native, "build", lambda cache_dir=None: (release.wait(60), real_build(cache_dir))[1])
+    live = new_trainer(small_words)
+    switches: list[int] = []
+    build = live.start_compiling(cache_dir=cache_dir, on_switch=switches.append)
+
+    def release_at_step_1000(progress) -> None:
+        if progress.step == 1000:
+            release.set()
+            build.join(120)
+
+    live.run(3000, release_at_step_1000)
+    assert switches == [1000] and live.compiled
+
+    replay = new_trainer(small_words)
+    replay.start_compiling(cache_dir=cache_dir, switch=False)  # as headless does for a script with engine lines
+    assert replay.use_engine("eager") == "eager (torch's step)"
+    replay.run(1000)
+    assert replay.use_engine("compiled") == "compiled (native steps)"  # waits for the build
+    replay.run(2000)
+    assert torch.equal(live.history.tensors()[1], replay.history.tensors()[1])
+    assert all(torch.equal(a, b) for a, b in zip(live.params.tensors(), replay.params.tensors()))
+    eager = new_trainer(small_words)
+    eager.run(3000)
+    assert not torch.equal(live.params.C, eager.params.C)  # the engines do differ: the test can tell
+
+
+def test_engine_compiled_without_a_build_says_why_and_stays_eager(small_words, tmp_path, monkeypatch):
+    trainer = new_trainer(small_words)
+    assert trainer.use_engine("compiled") == "eager: the compiled steps are not available (compiling is off)"
+    monkeypatch.setenv("CXX", "false")
+    trainer.start_compiling(cache_dir=tmp_path, switch=False)
+    assert trainer.use_engine("compiled").startswith("eager: the compiled steps are not available (the build failed (BuildError")
+    assert not trainer.compiled and isinstance(trainer._stepper(), SGDStep)
 
 
 def test_a_partial_chunk_and_the_step_count(native_trainer):

@@ -16,11 +16,14 @@ def test_lines_comments_and_arguments():
     assert actions == [Action("run", (1000,)), Action("sweep", (-2.0, 0.5, 300)), Action("decay", (3.0,)),
                        Action("save", ("out.pt",))]
     assert [str(a) for a in actions] == ["run 1000", "sweep -2 0.5 300", "decay 3", "save out.pt"]
+    assert parse_script("engine Eager; engine compiled") == [Action("engine", ("eager",)), Action("engine", ("compiled",))]
 
 
 def test_execute_reports_each_action(trainer, tmp_path):
-    outputs = [execute(trainer, a).summary for a in parse_script(f"run 100; decay; eval; sample 3; save {tmp_path}/m.pt")]
+    outputs = [execute(trainer, a).summary for a in parse_script(f"run 100; decay; eval; sample 3; save {tmp_path}/m.pt; "
+                                                                   "engine eager")]
     assert outputs[0].startswith("run 100: step 100") and "exponent -2" in outputs[1]
+    assert outputs[5] == "engine: eager (torch's step)"
     assert outputs[2].startswith("eval at step 100: train") and len(outputs[3].split()) == 4
     assert (tmp_path / "m.pt").exists()
 

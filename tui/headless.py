@@ -61,15 +61,27 @@ def _run_headless(settings: Settings, actions: list[Action], err: Console, stop:
         err.print(f"charmlp-tui: error: {e}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_USAGE
     _describe(trainer, err)
-    if settings.compile and sum(a.args[0] for a in actions if a.verb == "run") >= COMPILE_FROM_STEPS:
-        # built before the first action (not alongside, as in the app): every step of the script then
-        # runs on one engine, so its losses do not depend on when the build finished
-        trainer.start_compiling(lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True)).join()
+    if settings.compile:
+        _start_compiling(trainer, actions, err)
     try:
         return _run_actions(trainer, actions, settings, err, stop, started)
     finally:
         if settings.autosave is not None:  # however the script ends: done, a bad action, a signal
             _autosave(trainer, settings.autosave, err)
+
+
+def _start_compiling(trainer: Trainer, actions: list[Action], err: Console) -> None:
+    def log(line: str) -> None:
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    engines = {a.args[0] for a in actions if a.verb == "engine"}
+    if engines:  # the script says where each engine runs (a recorded session): built alongside, used there
+        if "compiled" in engines:
+            trainer.start_compiling(log, switch=False)
+    elif sum(a.args[0] for a in actions if a.verb == "run") >= COMPILE_FROM_STEPS:
+        # built before the first action (not alongside, as in the app): every step of the script then
+        # runs on one engine, so its losses do not depend on when the build finished
+        trainer.start_compiling(log).join()
 
 
 def _autosave(trainer: Trainer, path: Path, err: Console) -> None:

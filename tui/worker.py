@@ -163,9 +163,10 @@ class TrainerWorker:
             return
         self.trainer.counts("train"), self.trainer.counts("dev")  # precompute evaluation once, here
         self.app.post_message(TrainerReady(self.trainer, self.trainer.bigram_dev_loss()))
+        self.record.engine_switched("eager", self.trainer.step)
         if s.compile:
             self.compiling = True
-            self.trainer.start_compiling(self._compiled)
+            self.trainer.start_compiling(self._compiled, on_switch=self._switched)
         self._post_state(force=True)
         while (command := self.commands.get()) is not None:
             if isinstance(command, Refresh):
@@ -261,7 +262,9 @@ class TrainerWorker:
                  f"--block-size {s.model.block_size} --emb-dim {s.model.emb_dim} --hidden {s.model.hidden}",
                  f"--seed {s.model.seed} --batch-size {s.train.batch_size} --lr-exp {s.train.lr_exponent:g}",
                  f"--load {s.load.resolve()}" if s.load else ""]
-        header = ["charmlp-tui session. Replay it (add --no-compile both here and in the app for exact losses):",
+        header = ["charmlp-tui session: every action the app applied. The `engine` lines say where the app ran",
+                  "its eager and its compiled steps (they differ in float rounding). On this machine this replays",
+                  "it to the same losses, exactly:",
                   f"  charmlp-tui --headless {' '.join(f for f in flags if f)} --script-file {command.path.name} --json"]
         try:
             path = write_script(command.path, self.record.script(header, self.trainer.step), command.force,
@@ -270,6 +273,10 @@ class TrainerWorker:
             self._log(f"export: {e}", error=True)
             return
         self._log(f"export: wrote {path} ({len(self.record.lines)} actions)")
+
+    def _switched(self, at_step: int) -> None:
+        """On this thread, from the trainer: the compiled steps run from at_step (recorded for a replay)."""
+        self.record.engine_switched("compiled", at_step)
 
     def _compiled(self, line: str) -> None:
         """From the compile thread: one line for the log; the next snapshot shows the engine."""
