@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from textual.widgets import ProgressBar
+from textual.widgets import Label, ProgressBar
 
 from app_helpers import app_settings, log_text, settle, start_long_run
 from tui.app import STEPS_PER_RUN, CharMLPApp
@@ -28,6 +28,7 @@ async def test_run_changes_step_and_loss(app):
         await pilot.press("space")
         await settle(pilot)
         assert app.query_one(ProgressBar).visible and app.query_one(ProgressBar).percentage == 1
+        assert str(app.query_one("#rate", Label).render()) == "done: run 100"
         assert app.snapshot.step == STEPS_PER_RUN[0] == 100
         assert app.snapshot.last_loss is not None and app.snapshot.last_eval.step == 100
         assert "run 100: step 100" in log_text(app)
@@ -48,6 +49,9 @@ async def test_lr_change_and_decay_apply_mid_run(app):
         assert trainer.lr_exponent == pytest.approx(-1.8)
         assert lrs[0] == pytest.approx(0.1) and lrs[-1] == pytest.approx(10**-1.8, rel=1e-5)
         assert "stopped after" in log_text(app)
+        # the bar stays where the run stopped, not at 100%
+        assert str(app.query_one("#rate", Label).render()) == f"stopped: run 1000000 at {trainer.step:,} of 1,000,000"
+        assert app.query_one(ProgressBar).percentage == pytest.approx(trainer.step / 1e6)
 
 
 async def test_sweep_draws_chart_and_adopt_takes_the_suggestion(app):

@@ -178,9 +178,12 @@ class CharMLPApp(App):
             bar.update(total=s.total, progress=s.done)
             left = f", {(s.total - s.done) / s.rate:,.0f} s left" if s.rate else ""
             rate.update(f"{s.job}: {s.rate:,.0f} steps/s{left}" if s.rate else s.job, layout=False)
-        elif previous is not None and previous.job:
-            bar.update(total=previous.total or None, progress=previous.total)
-            rate.update(f"done: {previous.job}")
+        elif s.last_job and (previous is None or previous.job or previous.last_job != s.last_job):
+            job, done, total = s.last_job
+            bar.update(total=total or None, progress=done)
+            # a run that blew up ends where it last reported; the log line says what happened
+            rate.update(f"{job}: refused (see the log)" if not total else f"done: {job}" if done == total
+                        else f"stopped: {job} at {done:,} of {total:,}")
         # compare with what the chart shows, not with the previous snapshot: a redraw skipped
         # during a job for the rate limit must still happen when the job ends
         shown = (s.history_len, s.last_eval)

@@ -64,6 +64,7 @@ class Snapshot:
     last_loss: float | None  # latest minibatch loss
     last_eval: Any  # core.history.EvalPoint | None
     job: str | None  # the action running now, e.g. "run 10000"
+    last_job: tuple | None = None  # (action, steps done, of total) of the latest job that ended
     done: int = 0
     total: int = 0
     rate: float = 0.0  # steps per second of the running job
@@ -120,6 +121,8 @@ class TrainerWorker:
         self.stop_job = threading.Event()
         self.trainer: Trainer | None = None
         self._job: str | None = None
+        self._job_progress: Progress | None = None  # where the running job last reported
+        self._last_job: tuple[str, int, int] | None = None  # see Snapshot.last_job
         self._long_started = 0
         self.working = False  # applying a command taken from the queue (read by tests and benchmarks)
         self.compiling = False  # a background compile of the training steps is under way
@@ -208,7 +211,7 @@ class TrainerWorker:
             return
         long = command.verb in ("run", "sweep", "grid")
         if long:
-            self._job = str(command)
+            self._job, self._job_progress = str(command), None
         if during_job:
             self.record.split_run(trainer.step)
         if command.verb == "run":
@@ -223,7 +226,8 @@ class TrainerWorker:
             return
         finally:
             if long:
-                self._job = None
+                p = self._job_progress
+                self._job, self._last_job = None, (self._job, p.done if p else 0, p.total if p else 0)
         if outcome.run is not None:
             self.record.run_ended(outcome.run.stopped, trainer.step)
         else:
@@ -249,6 +253,7 @@ class TrainerWorker:
                 break
             if not isinstance(command, Refresh):  # a snapshot follows below anyway
                 self._apply(command, during_job=True)
+        self._job_progress = progress
         if progress.kind == "run" and self.eval_every_s > 0:
             # evaluation costs at most ~5% of the time: never sooner than 20x its own duration
             if time.monotonic() - self._last_eval >= max(self.eval_every_s, 20 * self._eval_cost):
@@ -303,7 +308,7 @@ class TrainerWorker:
         snapshot = Snapshot(
             step=t.step, lr_exponent=t.lr_exponent,
             last_loss=progress.loss if progress else t.history.last(),
-            last_eval=evals[-1] if evals else None, job=self._job,
+            last_eval=evals[-1] if evals else None, job=self._job, last_job=self._last_job,
             done=progress.done if progress else 0, total=progress.total if progress else 0,
             rate=progress.done / progress.elapsed_s if progress and progress.elapsed_s > 0 else 0.0,
             history_len=len(t.history), long_started=self._long_started,
