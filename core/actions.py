@@ -96,9 +96,9 @@ def parse_action(text: str, where: str = "action") -> Action:
             return Action(verb, (_count(args[0], "N", where, 1, MAX_RUN_STEPS),))
         if verb == "sample":
             return Action(verb, (_count(args[0], "N", where, 1, 1000),))
-        if verb == "engine" and args[0].lower() not in ENGINES:
-            raise ScriptError(f"{where}: expected '{usage}'")
         if verb == "engine":
+            if args[0].lower() not in ENGINES:
+                raise ScriptError(f"{where}: expected '{usage}'")
             return Action(verb, (args[0].lower(),))
         if verb == "decay":
             factor = _number(args[0], "FACTOR", where) if args else 10.0
