@@ -50,7 +50,7 @@ async def test_lr_change_and_decay_apply_mid_run(app):
         assert lrs[0] == pytest.approx(0.1) and lrs[-1] == pytest.approx(10**-1.8, rel=1e-5)
         assert "stopped after" in log_text(app)
         # the bar stays where the run stopped, not at 100%
-        assert str(app.query_one("#rate", Label).render()) == f"stopped: run 1000000 at {trainer.step:,} of 1,000,000"
+        assert str(app.query_one("#rate", Label).render()) == f"stopped: run 1000000 after {trainer.step:,}"
         assert app.query_one(ProgressBar).percentage == pytest.approx(trainer.step / 1e6)
 
 

@@ -183,7 +183,7 @@ class CharMLPApp(App):
             bar.update(total=total or None, progress=done)
             # a run that blew up ends where it last reported; the log line says what happened
             rate.update(f"{job}: refused (see the log)" if not total else f"done: {job}" if done == total
-                        else f"stopped: {job} at {done:,} of {total:,}")
+                        else f"stopped: {job} after {done:,}")
         # compare with what the chart shows, not with the previous snapshot: a redraw skipped
         # during a job for the rate limit must still happen when the job ends
         shown = (s.history_len, s.last_eval)
