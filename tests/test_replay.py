@@ -40,6 +40,16 @@ def test_a_script_exported_during_a_run_holds_the_steps_so_far():
     assert "run 4200\n# (exported during a run" in record.script([], now_at_step=4_200)
 
 
+async def export_session(pilot, script) -> None:
+    """ctrl+e, the path typed into the dialog, enter: the session script written there."""
+    await pilot.press("ctrl+e")
+    await pilot.pause()
+    pilot.app.screen.query_one("Input").value = str(script)
+    await pilot.press("enter")
+    await settle(pilot)
+    assert f"export: wrote {script}" in log_text(pilot.app)
+
+
 async def test_an_exported_session_replays_to_the_same_losses(small_file, tmp_path, headless):
     script = tmp_path / "session.txt"
     app = CharMLPApp(app_settings(small_file))
@@ -59,12 +69,7 @@ async def test_an_exported_session_replays_to_the_same_losses(small_file, tmp_pa
         await settle(pilot)
         await pilot.press("e", "g")
         await settle(pilot)
-        await pilot.press("ctrl+e")
-        await pilot.pause()
-        app.screen.query_one("Input").value = str(script)
-        await pilot.press("enter")
-        await settle(pilot)
-        assert f"export: wrote {script}" in log_text(app)
+        await export_session(pilot, script)
         trainer = app.worker.trainer
         step, lr, train, dev = trainer.step, trainer.lr_exponent, trainer.split_loss("train"), trainer.split_loss("dev")
         log = log_text(app)
@@ -105,11 +110,7 @@ async def test_a_session_that_switched_to_the_compiled_steps_mid_run_replays_exa
             await asyncio.sleep(0.01)
         await pilot.press("escape")
         await settle(pilot)
-        await pilot.press("ctrl+e")
-        await pilot.pause()
-        app.screen.query_one("Input").value = str(script)
-        await pilot.press("enter")
-        await settle(pilot)
+        await export_session(pilot, script)
         trainer = app.worker.trainer
         step, train, dev = trainer.step, trainer.split_loss("train"), trainer.split_loss("dev")
         await pilot.press("q")
