@@ -20,8 +20,9 @@ import torch
 
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.session import open_trainer
-from tui.app import STEPS_PER_RUN, CharMLPApp
-from tui.cli import parse_settings
+from tui.app import CharMLPApp
+from tui.keys import STEPS_PER_RUN
+from tui.settings import parse_settings
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
 
@@ -30,7 +31,7 @@ async def app_rate(data: Path | None, steps: int, compiled: bool) -> float:
     flags = ([] if compiled else ["--no-compile"]) + (["--data", str(data)] if data else [])
     app = CharMLPApp(parse_settings(flags))
     async with app.run_test(size=(160, 48)) as pilot:
-        while app.snapshot is None or (compiled and app.snapshot.engine != "compiled"):
+        while app.status is None or (compiled and app.status.engine != "compiled"):
             await asyncio.sleep(0.1)
         app.steps_index = STEPS_PER_RUN.index(steps)
         await pilot.press("space")

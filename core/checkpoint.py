@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import pickle
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,25 +18,13 @@ from core.errors import CheckpointError, ConfigError
 from core.files import replace_atomically
 from core.history import EvalPoint
 from core.model import PARAM_NAMES, Params
+from core.state import TrainingState
 
 FORMAT = "charmlp-tui checkpoint"
 VERSION = 1
 
 
-@dataclass
-class CheckpointState:
-    model: ModelConfig
-    vocab_chars: str
-    params: Params
-    step: int
-    lr_exponent: float
-    history_lr: torch.Tensor  # (step,) learning rate of every step
-    history_loss: torch.Tensor  # (step,) minibatch loss of every step
-    evals: list[EvalPoint]
-    batch_rng_state: torch.Tensor  # uint8 state of the minibatch generator
-
-
-def save_checkpoint(path: Path, state: CheckpointState) -> None:
+def save_checkpoint(path: Path, state: TrainingState) -> None:
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -50,12 +37,12 @@ def save_checkpoint(path: Path, state: CheckpointState) -> None:
         "lr_exponent": state.lr_exponent,
         "history": {"lr": state.history_lr, "loss": state.history_loss},
         "evals": [[e.step, e.train, e.dev] for e in state.evals],
-        "batch_rng_state": state.batch_rng_state,
+        "batch_rng_state": state.batch_rng,
     }
     replace_atomically(path, lambda f: torch.save(payload, f), CheckpointError, "checkpoint")
 
 
-def load_checkpoint(path: Path) -> CheckpointState:
+def load_checkpoint(path: Path) -> TrainingState:
     """Read and validate a checkpoint; raise CheckpointError with a one-line reason otherwise."""
     path = Path(path)
     if not path.exists():
@@ -75,7 +62,7 @@ def load_checkpoint(path: Path) -> CheckpointState:
     return _validate(path, raw)
 
 
-def _validate(path: Path, raw: object) -> CheckpointState:
+def _validate(path: Path, raw: object) -> TrainingState:
     def bad(why: str) -> CheckpointError:
         return CheckpointError(f"{path}: not a valid charmlp-tui checkpoint ({why})")
 
@@ -115,4 +102,4 @@ def _validate(path: Path, raw: object) -> CheckpointState:
     if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8:
         raise bad("minibatch generator state")
     params = Params(*(tensors[name] for name in PARAM_NAMES))
-    return CheckpointState(model, vocab, params, step, lr_exponent, history["lr"], history["loss"], evals, rng)
+    return TrainingState(model, vocab, params, step, lr_exponent, history["lr"], history["loss"], tuple(evals), rng)

@@ -9,27 +9,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import ranges
 from core.errors import ConfigError
 
 LECTURE_SEED = 2147483647  # the seed of the makemore lecture's torch.Generator
-LR_EXPONENT_RANGE = (-8.0, 3.0)  # 1e-8 .. 1e3: beyond this no experiment is meaningful
-MAX_RUN_STEPS = 100_000_000
-MAX_SWEEP_STEPS = 100_000
-MAX_SWEEP_REPEATS = 20
-MAX_GRID_MODELS = 128
-
-
-def _check_int(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-
-
-def check_lr_exponent(value: float, name: str = "lr exponent") -> float:
-    """Return value as a float if it is a usable learning-rate exponent, else raise ConfigError."""
-    low, high = LR_EXPONENT_RANGE
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
-        raise ConfigError(f"{name} must be a number from {low:g} to {high:g} (lr = 10**exp), got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -40,10 +23,10 @@ class ModelConfig:
     seed: int = LECTURE_SEED  # seeds the initial parameters (and, derived from it, the minibatches)
 
     def __post_init__(self) -> None:
-        _check_int("block size", self.block_size, 1, 64)
-        _check_int("embedding size", self.emb_dim, 1, 1024)
-        _check_int("hidden size", self.hidden, 1, 16384)
-        _check_int("seed", self.seed, 0, 2**63 - 1)
+        ranges.BLOCK_SIZE.check(self.block_size)
+        ranges.EMB_DIM.check(self.emb_dim)
+        ranges.HIDDEN.check(self.hidden)
+        ranges.SEED.check(self.seed)
 
     def n_params(self, vocab_size: int) -> int:
         """C + W1 + b1 + W2 + b2."""
@@ -75,6 +58,6 @@ class TrainConfig:
     chunk_steps: int = 200  # steps between callbacks: the granularity of progress, commands and cancel
 
     def __post_init__(self) -> None:
-        _check_int("batch size", self.batch_size, 1, 65536)
-        check_lr_exponent(self.lr_exponent)
-        _check_int("chunk steps", self.chunk_steps, 1, 100_000)
+        ranges.BATCH_SIZE.check(self.batch_size)
+        ranges.LR_EXPONENT.check(self.lr_exponent)
+        ranges.CHUNK_STEPS.check(self.chunk_steps)

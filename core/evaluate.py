@@ -54,11 +54,6 @@ def mean_loss(params: Params, counts: ContextCounts) -> float | None:
 
 
 @torch.inference_mode()
-def naive_mean_loss(params: Params, X: torch.Tensor, Y: torch.Tensor) -> float:
-    """The lecture's way: one forward pass over every example. The yardstick for mean_loss."""
-    return float(torch.nn.functional.cross_entropy(forward_logits(params, X), Y))
-
-
 def bigram_loss(train_X: torch.Tensor, train_Y: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, vocab_size: int) -> float | None:
     """Loss of the counting bigram model of makemore part 1 (add-one smoothing), fitted on train.
 

@@ -14,16 +14,21 @@ A ramp sweep answers "where does the loss blow up" from one noisy step per LR; t
 from __future__ import annotations
 
 import math
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 
+from core.dataset import Split
+from core.jobs import Progress, ProgressFn, StopFn
 from core.model import Params
 from core.native import NativeKernel
 
 TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input
 AVERAGE_LAST = 0.2  # a model's grid loss: its mean minibatch loss over the last 20% of the steps
+GRID_THREADS = 2  # threads for the grid's K models, where the machine has them
 
 
 @dataclass(frozen=True)
@@ -118,3 +123,42 @@ class NativeGrid:
             return self.kernel.run(self.models[model], X, Y, [self.lrs[model]] * k)
 
         return torch.stack(list(self.pool.map(train, range(len(self.models)))), 1)
+
+
+def train_grid(params: Params, kernel: NativeKernel | None, train: Split, batch_size: int, chunk_steps: int, seed: int,
+               at_step: int, exponents: list[float], steps: int, on_progress: ProgressFn, should_stop: StopFn) -> GridResult:
+    """Train one copy of `params` per exponent for `steps` steps on the same minibatches (drawn from
+    seed), on the native kernel where given, else batched torch ops. `params` stay untouched."""
+    lrs = [10.0**e for e in exponents]
+    # K models are work enough for a second core, unlike the single model at batch 32, where
+    # handing each op to another thread costs more than it gains
+    threads = min(GRID_THREADS, os.cpu_count() or 1)
+    if kernel is not None:
+        with ThreadPoolExecutor(threads, thread_name_prefix="charmlp-grid") as pool:
+            return _train(NativeGrid(kernel, params, lrs, pool), train, batch_size, chunk_steps, seed, at_step,
+                          exponents, steps, on_progress, should_stop)
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(max(torch_threads, threads))
+    try:
+        return _train(BatchedSGD(params, lrs, batch_size), train, batch_size, chunk_steps, seed, at_step, exponents,
+                      steps, on_progress, should_stop)
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+def _train(models: BatchedSGD | NativeGrid, train: Split, batch_size: int, chunk_steps: int, seed: int, at_step: int,
+           exponents: list[float], steps: int, on_progress: ProgressFn, should_stop: StopFn) -> GridResult:
+    gen = torch.Generator().manual_seed(seed)
+    chunks: list[torch.Tensor] = []  # (k, models) losses
+    done, t_start = 0, time.perf_counter()
+    while done < steps:
+        k = min(chunk_steps, steps - done)
+        chunks.append(models.run(*train.get_batch(k, batch_size, gen)))
+        done += k
+        best = float(chunks[-1][-1].nan_to_num(math.inf).min())
+        on_progress(Progress("grid", done, steps, at_step, best, math.nan, time.perf_counter() - t_start))
+        if should_stop():
+            break
+    losses = torch.cat(chunks)  # (done, models)
+    tail = losses[-max(1, int(AVERAGE_LAST * done)) :].mean(0)
+    return GridResult(at_step, exponents, tail.nan_to_num(math.inf, math.inf, math.inf).tolist(), done)

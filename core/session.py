@@ -1,4 +1,5 @@
-"""From settings to a ready Trainer: read the words, build the dataset, apply a checkpoint."""
+"""A session's start and end: from settings to a ready Trainer (read the words, build the dataset,
+apply a checkpoint), and the autosave on the way out."""
 
 from __future__ import annotations
 
@@ -7,8 +8,18 @@ from pathlib import Path
 from core.checkpoint import load_checkpoint
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.dataset import make_dataset
+from core.errors import CharMLPError
 from core.trainer import Trainer
 from core.words import BUILTIN_NAME, load_words
+
+
+def autosave(trainer: Trainer, path: Path) -> str:
+    """Save the model to --autosave's path, however the session ends; one line saying what happened."""
+    try:
+        trainer.save(path, force=True)
+    except CharMLPError as e:
+        return f"error: autosave failed: {e}"
+    return f"saved the model to {path} (step {trainer.step})"
 
 
 def open_trainer(data: DataConfig, model: ModelConfig, train: TrainConfig, load: Path | None = None) -> Trainer:

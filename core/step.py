@@ -23,12 +23,22 @@ tests/test_model_and_step.py checks it against autograd in float64.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
 from core.model import Params
 
 TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input  # dh * (1 - h²) in one call
 BIAS_TOKEN_MAX_MACS = 1 << 20  # first-layer multiply-adds per step up to which the constant token pays
+
+
+class Stepper(Protocol):
+    """What runs training steps on a model's parameters in place: SGDStep, or core.native's."""
+
+    def run(self, X: torch.Tensor, Y: torch.Tensor, lrs: list[float]) -> torch.Tensor:
+        """One step per minibatch of X (k, B, T), Y (k, B) at lrs[i]; the k minibatch losses."""
+        ...
 
 
 class SGDStep:

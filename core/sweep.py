@@ -1,13 +1,24 @@
-"""The LR sweep's result and its suggested exponent."""
+"""The LR sweep: one step per learning rate up a ramp from the current parameters, the
+suggested exponent, and several sweeps over different minibatches combined."""
 
 from __future__ import annotations
 
 import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import torch
+
+from core.dataset import Split
+from core.jobs import Progress, ProgressFn, StopFn
+from core.losswatch import LossWatch
+from core.model import Params
+from core.step import Stepper
 
 BASIN_TOLERANCE = 0.10  # "near the minimum" = within 10% of it
 FLAT_START = 0.05  # a basin reaching back into the first 5% of a sweep: flat from its start (the EMA warms up there)
-SUGGESTION_RULE = "left edge of the basin: smallest exponent whose smoothed loss stays within 10% of the minimum"
+REPEAT_SEED_STRIDE = 7919  # repeat r of a sweep draws its minibatches from seed + 7919 r
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,11 @@ class SweepResult:
     repeats: int = 1  # sweeps over different minibatches; losses and smoothed are then their means
     band: list[float] = field(default_factory=list)  # with repeats: std of the smoothed loss across them
     suggestions: list[float | None] = field(default_factory=list)  # with repeats: each one's own suggestion
+
+    @property
+    def flat_from_start(self) -> bool:
+        """Whether the sweep found no suggestion because its loss was flat from the first exponent."""
+        return self.suggested_exponent is None and len(self.smoothed) >= 2
 
     @property
     def suggestion_spread(self) -> tuple[float, float] | None:
@@ -66,6 +82,58 @@ def suggest_exponent(exponents: list[float], smoothed: list[float]) -> float | N
     return round(exponents[edge], 2) if edge >= FLAT_START * len(smoothed) else None
 
 
-def flat_from_start(result: SweepResult) -> bool:
-    """Whether the sweep found no suggestion because its loss was flat from the first exponent."""
-    return result.suggested_exponent is None and len(result.smoothed) >= 2
+@dataclass(frozen=True)
+class Ramp:
+    """What a sweep runs on: the model's parameters (put back afterwards, bit for bit), one engine
+    for the whole sweep (its result must not depend on when a build ended), the training split."""
+
+    params: Params
+    stepper: Stepper
+    train: Split
+    batch_size: int
+    chunk_steps: int
+
+
+def sweep(ramp: Ramp, exponents: list[float], repeats: int, seed: int, at_step: int, on_progress: ProgressFn,
+          should_stop: StopFn) -> SweepResult:
+    """One step per exponent from the current parameters, `repeats` times over different
+    minibatches (repeat r from seed + REPEAT_SEED_STRIDE r); stops a ramp once the loss blows up
+    (core.losswatch). The parameters are restored afterwards, whatever happens."""
+    saved = ramp.params.clone()
+    runs: list[tuple[list[float], list[float]]] = []
+    steps, t_start = len(exponents), time.perf_counter()
+    try:
+        for r in range(repeats):
+            gen = torch.Generator().manual_seed(seed + REPEAT_SEED_STRIDE * r)
+
+            def progress(done: int, loss: float, exponent: float) -> None:
+                on_progress(Progress("sweep", r * steps + done, repeats * steps, at_step, loss, exponent,
+                                     time.perf_counter() - t_start))
+
+            losses, smoothed, cancelled = _ramp_once(ramp, exponents, gen, progress, should_stop)
+            ramp.params.copy_(saved)
+            runs.append((losses, smoothed))
+            if cancelled:
+                break
+    finally:
+        ramp.params.copy_(saved)
+    return combine_repeats(at_step, exponents, runs, steps)
+
+
+def _ramp_once(ramp: Ramp, exponents: list[float], gen: torch.Generator, progress: Callable[[int, float, float], None],
+               should_stop: StopFn) -> tuple[list[float], list[float], bool]:
+    """One ramp from the current parameters (left changed): (losses, smoothed, cancelled)."""
+    watch = LossWatch()
+    losses: list[float] = []
+    for lo in range(0, len(exponents), ramp.chunk_steps):
+        exps = exponents[lo : lo + ramp.chunk_steps]
+        X, Y = ramp.train.get_batch(len(exps), ramp.batch_size, gen)
+        chunk_losses = ramp.stepper.run(X, Y, [10.0**e for e in exps]).tolist()
+        bad = watch.first_bad(chunk_losses)
+        losses += chunk_losses[:bad]
+        progress(lo + len(exps), chunk_losses[-1], exps[-1])
+        if bad is not None:
+            break
+        if should_stop():
+            return losses, watch.smoothed, True
+    return losses, watch.smoothed, False

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
-from tui.cli import parse_settings
+from tui.messages import Probe
+from tui.settings import parse_settings
 
 
 def app_settings(data: Path, *extra: str):
@@ -18,11 +20,11 @@ async def settle(pilot, timeout: float = 30.0) -> None:
     """Wait until the worker has applied every command and no job runs."""
     app = pilot.app
     deadline = time.monotonic() + timeout
-    while app.busy or app.snapshot is None or not app.worker.commands.empty() or app.worker.working:
+    while app.busy or app.status is None or not app.worker.commands.empty() or app.worker.working:
         if not app.is_running:  # it crashed: run_test raises its exception on the way out
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"app still busy after {timeout}s: {app.snapshot}")
+            raise TimeoutError(f"app still busy after {timeout}s: {app.status}")
         await asyncio.sleep(0.02)
     await pilot.pause()
 
@@ -30,7 +32,7 @@ async def settle(pilot, timeout: float = 30.0) -> None:
 async def start_long_run(pilot) -> None:
     """Press run with N at 1M steps and wait until the worker has taken the job up."""
     await pilot.press("right_square_bracket", "right_square_bracket", "space")
-    while pilot.app.snapshot.job is None:
+    while pilot.app.status.job is None:
         await asyncio.sleep(0.01)
 
 
@@ -39,3 +41,11 @@ def log_text(app) -> str:
     from textual.widgets import RichLog
 
     return " ".join(" ".join(line.text for line in app.query_one(RichLog).lines).split())
+
+
+async def trainer_of(app):
+    """The app's Trainer, handed over by the worker thread between commands (tui.messages.Probe).
+    For tests to look inside once the app has settled; the app itself never holds it."""
+    answer: Future = Future()
+    app.worker.send(Probe(lambda trainer: trainer, answer))
+    return await asyncio.wrap_future(answer)

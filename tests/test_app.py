@@ -9,8 +9,9 @@ import pytest
 import torch
 from textual.widgets import Label, ProgressBar
 
-from app_helpers import app_settings, log_text, settle, start_long_run
-from tui.app import STEPS_PER_RUN, CharMLPApp
+from app_helpers import app_settings, log_text, settle, start_long_run, trainer_of
+from tui.app import CharMLPApp
+from tui.keys import STEPS_PER_RUN, palette_rows
 from tui.charts import SweepChart, TrainingChart
 
 
@@ -22,15 +23,15 @@ def app(small_file):
 async def test_run_changes_step_and_loss(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        assert app.snapshot.step == 0 and app.snapshot.last_loss is None
+        assert app.status.step == 0 and app.status.last_loss is None
         assert not app.query_one(ProgressBar).visible  # no empty 0% bar before the first job
         await pilot.press("left_square_bracket", "left_square_bracket")  # 10k -> 100
         await pilot.press("space")
         await settle(pilot)
         assert app.query_one(ProgressBar).visible and app.query_one(ProgressBar).percentage == 1
         assert str(app.query_one("#rate", Label).render()) == "done: run 100"
-        assert app.snapshot.step == STEPS_PER_RUN[0] == 100
-        assert app.snapshot.last_loss is not None and app.snapshot.last_eval.step == 100
+        assert app.status.step == STEPS_PER_RUN[0] == 100
+        assert app.status.last_loss is not None and app.status.last_eval.step == 100
         assert "run 100: step 100" in log_text(app)
         assert "┤" in str(app.query_one(TrainingChart).render())  # drawn, though the run took < 1 s
 
@@ -43,9 +44,9 @@ async def test_lr_change_and_decay_apply_mid_run(app):
         await asyncio.sleep(0.3)
         await pilot.press("escape")
         await settle(pilot)
-        trainer = app.worker.trainer
+        trainer = await trainer_of(app)
         lrs, _ = trainer.history.tensors()
-        assert app.snapshot.job is None and 0 < trainer.step < 1_000_000
+        assert app.status.job is None and 0 < trainer.step < 1_000_000
         assert trainer.lr_exponent == pytest.approx(-1.8)
         assert lrs[0] == pytest.approx(0.1) and lrs[-1] == pytest.approx(10**-1.8, rel=1e-5)
         assert "stopped after" in log_text(app)
@@ -60,14 +61,14 @@ async def test_sweep_draws_chart_and_adopt_takes_the_suggestion(app):
         assert app.check_action("adopt", ()) is None  # greyed out before any sweep
         await pilot.press("s")
         await settle(pilot)
-        suggestion = app.worker.trainer.sweeps[-1].suggested_exponent
+        suggestion = app.sweeps[-1].suggested_exponent
         chart = app.query_one(SweepChart)
         assert f"suggested {suggestion:g}" in str(chart.border_title)
         assert "┤" in str(chart.render())  # a plotext frame was drawn
         await pilot.press("left_square_bracket", "left_square_bracket", "a", "space")  # no wait between a and run
         await settle(pilot)
-        assert app.snapshot.lr_exponent == pytest.approx(suggestion)
-        assert app.snapshot.step == 100
+        assert app.status.lr_exponent == pytest.approx(suggestion)
+        assert app.status.step == 100
 
 
 async def test_evaluate_sample_save_and_load(app, tmp_path):
@@ -87,13 +88,13 @@ async def test_evaluate_sample_save_and_load(app, tmp_path):
         assert target.exists() and f"save: wrote {target}" in log_text(app)
         await pilot.press("r")
         await settle(pilot)
-        assert app.snapshot.step == 0
+        assert app.status.step == 0
         await pilot.press("ctrl+o")
         await pilot.pause()
         app.screen.query_one("Input").value = str(target)
         await pilot.press("enter")
         await settle(pilot)
-        assert app.snapshot.step == 100
+        assert app.status.step == 100
 
 
 async def test_long_actions_are_greyed_out_while_running(app):
@@ -115,7 +116,7 @@ async def test_quit_during_a_run_stops_the_worker(app):
         await pilot.press("q")
         await pilot.pause()
     assert not app.worker.thread.is_alive()
-    assert 0 < app.worker.trainer.step < 1_000_000
+    assert 0 < app.status.step < 1_000_000  # the last status the worker posted
 
 
 async def test_help_screen_and_palette_list_the_keys(app):
@@ -126,7 +127,7 @@ async def test_help_screen_and_palette_list_the_keys(app):
         assert type(app.screen).__name__ == "HelpScreen"
         await pilot.press("escape")
         await pilot.pause()
-        names = [name for name, _, _ in app.palette_commands()]
+        names = [name for name, _, _ in palette_rows()]
         assert "Decay: learning rate / 10 (mid-run too)" in names and "Load a checkpoint" in names
 
 
@@ -145,14 +146,14 @@ async def test_background_compile_switches_the_engine(small_file):
         await settle(pilot)
         await pilot.press("left_square_bracket", "space")  # a 1000-step run while it compiles
         for _ in range(30_000):  # a cold compile takes ~15-20 s
-            if app.snapshot.engine == "compiled":
+            if app.status.engine == "compiled":
                 break
             await asyncio.sleep(0.02)
         assert "compiled training steps ready" in log_text(app)
         await settle(pilot)
         await pilot.press("space")
         await settle(pilot)
-        assert app.snapshot.step == 2000 and app.snapshot.engine == "compiled"
+        assert app.status.step == 2000 and app.status.engine == "compiled"
         assert "steps      compiled" in str(app.query_one("#state").render())
 
 
@@ -195,7 +196,7 @@ async def test_five_sweeps_show_a_band_and_earlier_sweeps_overlay(app):
         await settle(pilot)
         await pilot.press("S")
         await settle(pilot)
-        result = app.worker.trainer.sweeps[-1]
+        result = app.sweeps[-1]
         low, high = result.suggestion_spread
         assert result.repeats == 5 and len(result.band) == len(result.smoothed) and low <= high
         chart = app.query_one(SweepChart)
@@ -215,7 +216,7 @@ async def test_snapshots_are_taken_listed_and_restored(app):
         await settle(pilot)
         await pilot.press("z")  # s1 at step 1000
         await settle(pilot)
-        trainer = app.worker.trainer
+        trainer = await trainer_of(app)
         kept = trainer.params.clone()
         await pilot.press("up", "space")  # another 1000 at a higher LR
         await settle(pilot)
@@ -226,7 +227,7 @@ async def test_snapshots_are_taken_listed_and_restored(app):
         assert rows[0].startswith("s1") and "step      1,000" in rows[0] and "dev 2." in rows[0]
         await pilot.press("up", "enter")  # restore s1
         await settle(pilot)
-        assert app.snapshot.step == 1000 == len(trainer.history) and app.snapshot.lr_exponent == pytest.approx(-1)
+        assert app.status.step == 1000 == len(trainer.history) and app.status.lr_exponent == pytest.approx(-1)
         for a, b in zip(trainer.params.tensors(), kept.tensors()):
             assert torch.equal(a, b)
         assert "restore s1: back to step 1000" in log_text(app)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from app_helpers import settle
-from core.trainer import RunResult
+from core.jobs import RunResult
 from tui.app import CharMLPApp
-from tui.cli import parse_settings
+from tui.settings import parse_settings
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from core.config import DataConfig
 from core.dataset import make_dataset
 from core.words import load_words
 trainer = core.Trainer(make_dataset(load_words(None)[:200], 3, DataConfig()))
-trainer.run(50); trainer.sweep(steps=20); trainer.evaluate(); trainer.sample(2)
+trainer.run(50); trainer.sweep(-3, 0, 20); trainer.evaluate(); trainer.sample(2)
 loaded = sorted(m for m in ("textual", "rich", "plotext") if m in sys.modules)
 print("UI:" + ",".join(loaded))
 """

@@ -20,7 +20,7 @@ import pexpect
 import pytest
 import torch
 
-from app_helpers import app_settings, log_text, settle, start_long_run
+from app_helpers import app_settings, log_text, settle, start_long_run, trainer_of
 from conftest import REPO
 from core.checkpoint import load_checkpoint
 from core.config import DataConfig
@@ -271,16 +271,16 @@ async def test_undo_is_one_key_away(small_file):
         assert app.check_action("undo", ()) is None  # nothing to undo yet
         await pilot.press("left_square_bracket", "space")  # run 1000
         await settle(pilot)
-        trainer = app.worker.trainer
+        trainer = await trainer_of(app)
         good = trainer.params.clone()
         for _ in range(40):  # LR exponent +4: to 10^3
             await pilot.press("up")
         await pilot.press("space")
         await settle(pilot)
-        assert "loss blew up" in log_text(app) and app.snapshot.step >= 1000
+        assert "loss blew up" in log_text(app) and app.status.step >= 1000
         await pilot.press("u")
         await settle(pilot)
-        assert app.snapshot.step == 1000 == len(trainer.history) and app.snapshot.lr_exponent == pytest.approx(3)
+        assert app.status.step == 1000 == len(trainer.history) and app.status.lr_exponent == pytest.approx(3)
         for a, b in zip(trainer.params.tensors(), good.tensors()):
             assert torch.equal(a, b)
         assert "undo: back from step" in log_text(app) and app.check_action("undo", ()) is None
@@ -314,11 +314,11 @@ async def test_a_thousand_random_keys(small_file, tmp_path, monkeypatch):
             await pilot.press("escape")
         app.worker.stop()
         await settle(pilot, timeout=120)
-        trainer = app.worker.trainer
+        trainer = await trainer_of(app)
         log = log_text(app)
         assert app.worker.thread.is_alive() and "internal error" not in log
         assert "sweep: " in log and "steps/s" in log and "undo: " in log and "eval at step" in log  # real work
-        assert app.snapshot.step == trainer.step == len(trainer.history)
+        assert app.status.step == trainer.step == len(trainer.history)
         assert all(e.step <= trainer.step for e in trainer.evals) and trainer.params.all_finite()
         await pilot.press("q")
 
@@ -410,7 +410,7 @@ async def test_resizes_during_a_run(small_file):
         assert "┤" in str(app.query_one(TrainingChart).render())  # drawn at 200x60
         await pilot.press("escape")
         await settle(pilot)
-        assert app.snapshot.step == len(app.worker.trainer.history) > 0
+        assert app.status.step == len((await trainer_of(app)).history) > 0
         await pilot.press("s")
         await settle(pilot)
         await pilot.resize_terminal(60, 16)

@@ -57,13 +57,13 @@ async def test_G_draws_the_grid_and_a_adopts_its_best(small_file):
         await settle(pilot)
         await pilot.press("G")
         await settle(pilot)
-        best = app.worker.trainer.grids[-1].best_exponent
+        best = app.grid.best_exponent
         chart = app.query_one(SweepChart)
         assert f"grid at step 0: best {best:g}" in str(chart.border_title) and "●" in str(chart.render())
         assert f"best lr exponent {best:g}" in log_text(app)
         await pilot.press("a")
         await settle(pilot)
-        assert app.snapshot.lr_exponent == pytest.approx(best)
+        assert app.status.lr_exponent == pytest.approx(best)
 
 
 def test_the_sweep_chart_title_is_shortened_where_the_full_one_does_not_fit(trainer):

@@ -3,7 +3,7 @@ import torch
 
 from core.config import ModelConfig
 from core.model import Params, init_params
-from core.reference import lecture_params, lecture_step
+from reference import lecture_params, lecture_step
 import core.step as step_module
 from core.step import SGDStep
 

@@ -9,9 +9,10 @@ import threading
 
 import pytest
 
-from app_helpers import app_settings, log_text, settle, start_long_run
-from core.actions import Action, parse_script
+from app_helpers import app_settings, log_text, settle, start_long_run, trainer_of
+from core.actions import Action
 from core.recording import SessionRecord
+from core.verbs import parse_script
 from tui.app import CharMLPApp
 
 
@@ -70,7 +71,7 @@ async def test_an_exported_session_replays_to_the_same_losses(small_file, tmp_pa
         await pilot.press("e", "g")
         await settle(pilot)
         await export_session(pilot, script)
-        trainer = app.worker.trainer
+        trainer = await trainer_of(app)
         step, lr, train, dev = trainer.step, trainer.lr_exponent, trainer.split_loss("train"), trainer.split_loss("dev")
         log = log_text(app)
         await pilot.press("q")
@@ -100,18 +101,18 @@ async def test_a_session_that_switched_to_the_compiled_steps_mid_run_replays_exa
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await start_long_run(pilot)
-        while app.snapshot.step < 2_000:
+        while app.status.step < 2_000:
             await asyncio.sleep(0.01)
         release.set()
-        while app.snapshot.engine != "compiled":
+        while app.status.engine != "compiled":
             await asyncio.sleep(0.01)
-        switched_by = app.snapshot.step
-        while app.snapshot.step < switched_by + 2_000:
+        switched_by = app.status.step
+        while app.status.step < switched_by + 2_000:
             await asyncio.sleep(0.01)
         await pilot.press("escape")
         await settle(pilot)
         await export_session(pilot, script)
-        trainer = app.worker.trainer
+        trainer = await trainer_of(app)
         step, train, dev = trainer.step, trainer.split_loss("train"), trainer.split_loss("dev")
         await pilot.press("q")
     actions = [line for line in script.read_text().splitlines() if not line.startswith("#")]

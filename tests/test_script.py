@@ -1,8 +1,8 @@
 
 import pytest
 
-from core.actions import Action, parse_script
-from core.script import execute
+from core.actions import Action
+from core.verbs import execute, parse_script
 
 
 def test_parses_the_issue_example():

@@ -7,18 +7,18 @@ plotext module is touched (the reason we do not use textual-plotext, see README)
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import plotext
 from rich.text import Text
 from textual.widgets import Static
 
-from core.sweep import flat_from_start  # plain Python: no torch behind the first frame
-
 if TYPE_CHECKING:
+    import torch
+
     from core.grid import GridResult
+    from core.history import EvalPoint, HistoryView
     from core.sweep import SweepResult
-    from core.trainer import Trainer
 
 MIN_WIDTH, MIN_HEIGHT = 20, 5  # below this a chart says so instead of drawing garbage
 RAW, TRAIN, DEV, SUGGESTED = 8, "cyan", "yellow", "red"  # ANSI colours: Textual maps them to its theme
@@ -63,17 +63,22 @@ class Chart(Static):
 class TrainingChart(Chart):
     """log10 minibatch loss against step, with the periodic full-split losses on top."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.trainer: Trainer | None = None
+        self.history: HistoryView | None = None  # from the latest status (tui.messages)
+        self.evals: tuple[EvalPoint, ...] = ()
         self.border_title = "training: log10 loss vs step"
         self.border_subtitle = f"minibatch · [{TRAIN}]● train[/] · [{DEV}]◆ dev[/]"
 
+    def show(self, history: HistoryView, evals: tuple[EvalPoint, ...]) -> None:
+        self.history, self.evals = history, evals
+        self.redraw()
+
     def _draw(self) -> Text:
         w, h = self.content_size.width, self.content_size.height
-        if self.trainer is None or w < MIN_WIDTH or h < MIN_HEIGHT:
-            return Text("(too small)" if self.trainer else "")
-        steps, losses = self.trainer.history.downsampled(max(8, 2 * w))
+        if self.history is None or w < MIN_WIDTH or h < MIN_HEIGHT:
+            return Text("(too small)" if self.history is not None else "")
+        steps, losses = self.history.downsampled(max(8, 2 * w))
         if not steps:
             return Text("No steps yet: press space to run.", style="dim")
         figure = _new_figure(w, h)
@@ -82,7 +87,7 @@ class TrainingChart(Chart):
         if len(log_losses) > 20:  # the first steps from init (loss ~20) would flatten the rest
             tail = log_losses[len(log_losses) // 20 :]
             figure.ruler("y").lim(min(log_losses), max(tail) + 0.05 * (max(tail) - min(log_losses) or 1))
-        evals = list(self.trainer.evals)
+        evals = self.evals
         for attribute, symbol, color in (("train", "●", TRAIN), ("dev", "◆", DEV)):
             points = [(e.step, getattr(e, attribute)) for e in evals if getattr(e, attribute)]
             if points:
@@ -96,7 +101,7 @@ class SweepChart(Chart):
     standard deviation; smoothed; the suggestion marked), earlier sweeps on request, and the latest
     LR grid's points (each model's loss after its steps)."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.result: SweepResult | None = None
         self.earlier: list[SweepResult] = []  # the sweeps before it, overlaid when `overlay` is on
@@ -123,10 +128,10 @@ class SweepChart(Chart):
             r = self.result
             suggestion, spread = r.suggested_exponent, r.suggestion_spread
             found = (f"suggested {suggestion:g}" if suggestion is not None
-                     else "flat from the start: try G" if flat_from_start(r) else "no suggestion")
+                     else "flat from the start: try G" if r.flat_from_start else "no suggestion")
             part = f"sweep at step {r.at_step:,}: {found}"
             brief = f"sweep @{r.at_step:,}: " + (f"{suggestion:g}" if suggestion is not None
-                                                  else "flat" if flat_from_start(r) else "none")
+                                                  else "flat" if r.flat_from_start else "none")
             if r.repeats > 1:
                 part += f" (mean of {r.repeats}" + (f"; each {spread[0]:g} to {spread[1]:g})" if spread else ")")
                 brief += f" ({spread[0]:g}…{spread[1]:g})" if spread else ""
@@ -184,13 +189,13 @@ class EmbeddingChart(Chart):
     """The characters' embeddings as points labelled by their character, as the lecture draws
     them for emb 2 (the first two principal components for a wider embedding)."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.points: list[tuple[float, float]] = []
         self.labels: list[str] = []
         self.border_title = "embeddings"
 
-    def show_points(self, points, labels: list[str], kind: str, step: int) -> None:
+    def show_points(self, points: torch.Tensor, labels: list[str], kind: str, step: int) -> None:
         self.points, self.labels = [(float(x), float(y)) for x, y in points.tolist()], labels
         self.border_title = f"embeddings at step {step:,}: {kind}"
         self.redraw()

@@ -11,15 +11,14 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from core.actions import Action, Job, Outcome
 from core.errors import CharMLPError
-from core.actions import Action
-from core.script import execute
-from core.session import open_trainer
-from core.trainer import Progress as TrainProgress
+from core.jobs import Progress as TrainProgress
+from core.session import autosave, open_trainer
 from core.trainer import Trainer
-from tui.cli import EXIT_INTERRUPTED, EXIT_USAGE, Settings
+from core.verbs import VERBS
+from tui.settings import EXIT_INTERRUPTED, EXIT_USAGE, Settings
 
-LONG_ACTIONS = {"run", "sweep", "grid"}
 COMPILE_FROM_STEPS = 50_000  # below this the ~1 s first build of the native steps does not pay for itself
 
 
@@ -67,30 +66,22 @@ def _run_headless(settings: Settings, actions: list[Action], err: Console, stop:
         return _run_actions(trainer, actions, settings, err, stop, started)
     finally:
         if settings.autosave is not None:  # however the script ends: done, a bad action, a signal
-            _autosave(trainer, settings.autosave, err)
+            err.print(f"charmlp-tui: {autosave(trainer, settings.autosave)}", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 def _start_compiling(trainer: Trainer, actions: list[Action], err: Console) -> None:
     def log(line: str) -> None:
         err.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    engines = {a.args[0] for a in actions if a.verb == "engine"}
+    engines = {VERBS["engine"].values(a)["engine"] for a in actions if a.verb == "engine"}
     if engines:  # the script says where each engine runs (a recorded session): built alongside, used there
         if "compiled" in engines:
             trainer.start_compiling(log, switch=False)
-    elif sum(a.args[0] for a in actions if a.verb == "run") >= COMPILE_FROM_STEPS:
+    elif sum(VERBS["run"].values(a)["steps"] for a in actions if a.verb == "run") >= COMPILE_FROM_STEPS:
         # built before the first action (not alongside, as in the app): every step of the script then
         # runs on one engine, so its losses do not depend on when the build finished
         trainer.start_compiling(log).join()
-
-
-def _autosave(trainer: Trainer, path: Path, err: Console) -> None:
-    try:
-        trainer.save(path, force=True)
-        err.print(f"charmlp-tui: saved the model to {path} (step {trainer.step})", markup=False, highlight=False,
-                  soft_wrap=True)
-    except CharMLPError as e:
-        err.print(f"charmlp-tui: error: autosave failed: {e}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _run_actions(trainer: Trainer, actions: list[Action], settings: Settings, err: Console, stop: StopFlag,
@@ -144,9 +135,10 @@ def _run_actions(trainer: Trainer, actions: list[Action], settings: Settings, er
     return 128 + stop.signal if stop() else 0  # 130 for SIGINT, 143 SIGTERM, 129 SIGHUP, as a shell reports
 
 
-def _execute_with_progress(trainer: Trainer, action: Action, settings: Settings, err: Console, stop: StopFlag):
-    if action.verb not in LONG_ACTIONS:
-        return execute(trainer, action, force=settings.force)
+def _execute_with_progress(trainer: Trainer, action: Action, settings: Settings, err: Console,
+                           stop: StopFlag) -> Outcome:
+    if not VERBS[action.verb].long:
+        return VERBS.execute(trainer, action, Job(force=settings.force))
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn()]
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -156,7 +148,7 @@ def _execute_with_progress(trainer: Trainer, action: Action, settings: Settings,
             rate = f"{p.done / p.elapsed_s:,.0f} steps/s" if p.elapsed_s > 0 else ""
             bar.update(task, completed=p.done, total=p.total, rate=rate, loss=f"{p.loss:.4f}")
 
-        return execute(trainer, action, on_progress, stop, force=settings.force)
+        return VERBS.execute(trainer, action, Job(on_progress, stop, settings.force))
 
 
 def _describe(trainer: Trainer, err: Console) -> None:

@@ -1,15 +1,18 @@
-"""Every app action in the command palette (ctrl+p), with its key."""
+"""Every app action in the command palette (ctrl+p), with its key (tui.keys)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from tui.keys import palette_rows
+
 
 class TrainerCommands(Provider):
-    def _commands(self):
-        for name, action, help_text in self.app.palette_commands():
+    def _commands(self) -> Iterator[tuple[str, Callable[[], Awaitable[bool]], str]]:
+        for name, action, help_text in palette_rows():
             yield name, partial(self.app.run_action, action), help_text
 
     async def discover(self) -> Hits:

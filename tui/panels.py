@@ -1,12 +1,12 @@
-"""The status panel: data and model on top, where training stands below, from the latest snapshot.
+"""The status panel: data and model on top, where training stands below, from the latest status.
 
-The two parts are separate widgets so that the 5 Hz snapshots during a run re-render only the
+The two parts are separate widgets so that the 5 Hz statuses during a run re-render only the
 few lines that change: every redraw on the UI thread takes the GIL from the training thread.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -14,8 +14,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 if TYPE_CHECKING:
-    from core.trainer import Trainer
-    from tui.worker import Snapshot
+    from tui.messages import TrainingStatus
 
 
 def _loss(value: float | None) -> str:
@@ -31,12 +30,10 @@ def _rows(rows: list[tuple[str, str]]) -> Content:
 
 
 class StatusPanel(Vertical):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.border_title = "status"
-        self.trainer: Trainer | None = None
-        self.bigram: float | None = None
-        self.snapshot: Snapshot | None = None
+        self.status: TrainingStatus | None = None
         self.steps_per_run = 1000
         self._about: list[tuple[str, str]] = []
 
@@ -44,12 +41,12 @@ class StatusPanel(Vertical):
         yield Static(id="about")
         yield Static(id="state")
 
-    def show(self, snapshot: Snapshot | None = None, steps_per_run: int | None = None) -> None:
-        if snapshot is not None:
-            self.snapshot = snapshot
+    def show(self, status: TrainingStatus | None = None, steps_per_run: int | None = None) -> None:
+        if status is not None:
+            self.status = status
         if steps_per_run is not None:
             self.steps_per_run = steps_per_run
-        if self.trainer is None or self.snapshot is None:
+        if self.status is None:
             return
         if (about := self._about_rows()) != self._about:  # changes only when a checkpoint is loaded
             self._about = about
@@ -58,20 +55,21 @@ class StatusPanel(Vertical):
         self.query_one("#state", Static).update(_rows(self._state_rows()), layout=False)
 
     def _about_rows(self) -> list[tuple[str, str]]:
-        t = self.trainer
-        ds, m = t.dataset, t.model_config
-        sizes = ds.sizes()
+        assert self.status is not None
+        f = self.status.facts
+        m = f.model
         return [
-            ("data", ds.source),
-            ("words", f"{ds.n_words:,}, vocab {ds.vocab.size}"),
-            ("examples", f"{sizes['train']:,}/{sizes['dev']:,}/{sizes['test']:,}"),
+            ("data", f.source),
+            ("words", f"{f.n_words:,}, vocab {len(f.vocab)}"),
+            ("examples", "/".join(f"{n:,}" for n in f.examples)),
             ("model", f"block {m.block_size} emb {m.emb_dim} hid {m.hidden}"),
-            ("params", f"{t.n_params:,}"),
-            ("bigram dev", _loss(self.bigram)),
+            ("params", f"{f.n_params:,}"),
+            ("bigram dev", _loss(f.bigram_dev)),
         ]
 
     def _state_rows(self) -> list[tuple[str, str]]:
-        s = self.snapshot
+        s = self.status
+        assert s is not None
         rows = [
             ("step", f"{s.step:,}"),
             ("lr", f"10^{s.lr_exponent:.2f} = {10 ** s.lr_exponent:.4g}"),

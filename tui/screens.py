@@ -12,35 +12,43 @@ from textual.screen import ModalScreen
 from textual.content import Content
 from textual.widgets import Button, Input, Label, OptionList, Static
 
-from core.actions import VERBS
+from core.verbs import VERBS
+from tui.keys import KEYS
+from tui.messages import SnapshotRow
 
 ResultType = TypeVar("ResultType")
 
 
-def help_text(bindings: list[tuple[str, str]]) -> Content:
-    """The help as styled text: a Markdown widget took ~0.4 s to open here, slow over SSH."""
-    keys = [(f"  {key:<16} ", "bold $accent") for key, _ in bindings]
-    verbs = [(f"  {usage:<24} ", "bold $accent") for usage, _ in VERBS.values()]
+def help_text() -> Content:
+    """The help as styled text (a Markdown widget is slow to open over SSH), from tui.keys and core.verbs."""
+    keys = [(f"  {key.shown:<16} ", "bold $accent") for key in KEYS]
+    verbs = [(f"  {verb.usage:<24} ", "bold $accent") for verb in VERBS]
     return Content.assemble(
         ("charmlp-tui\n\n", "bold"),
         "Train makemore part 2's character-level MLP and find its learning rate. Keys work while a "
         "run goes on: LR changes and decay apply at the next chunk boundary (every 200 steps). "
         "Greyed-out keys make no sense right now (e.g. run while running).\n\n",
         ("Keys\n", "bold"),
-        *[part for styled, (_, text) in zip(keys, bindings) for part in (styled, f"{text}\n")],
+        *[part for styled, key in zip(keys, KEYS) for part in (styled, f"{key.help}\n")],
         ("\nFinding a learning rate\n", "bold"),
         "  1. s sweeps the LR from 10^-3 to 10^0, one step each, and marks a suggestion.\n"
         "  2. a adopts it; space runs N steps ([ ] change N); watch the loss.\n"
         "  3. When the loss flattens, d decays the LR by 10; run on; e measures the full loss.\n"
         "  4. u undoes a run that went wrong (a blown-up LR, a decay too early).\n",
         ("\nHeadless script actions", "bold"), ' (charmlp-tui --headless --script "…")\n',
-        *[part for styled, (_, text) in zip(verbs, VERBS.values()) for part in (styled, f"{text}\n")],
+        *[part for styled, verb in zip(verbs, VERBS) for part in (styled, f"{verb.help}\n")],
     )
 
 
 class Dialog(ModalScreen[ResultType]):
-    """A modal screen that answers once: keys typed faster than the screen closes (two enters, enter
-    then escape) would otherwise dismiss it twice, popping the screen beneath it."""
+    """A modal screen, centred, that answers once: keys typed faster than the screen closes (two
+    enters, enter then escape) would otherwise dismiss it twice, popping the screen beneath it."""
+
+    DEFAULT_CSS = """
+    Dialog {
+        align: center middle;
+    }
+    """
 
     def answer(self, result: ResultType | None) -> None:
         if self.is_active:  # the pop is synchronous, so a second answer finds another screen on top
@@ -52,9 +60,9 @@ class HelpScreen(Dialog[None]):
 
     BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "close")]
 
-    def __init__(self, bindings: list[tuple[str, str]]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.text = help_text(bindings)
+        self.text = help_text()
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
@@ -115,11 +123,11 @@ class SnapshotsScreen(Dialog[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, snapshots: tuple) -> None:
+    def __init__(self, snapshots: tuple[SnapshotRow, ...]) -> None:
         super().__init__()
-        self.names = [name for name, *_ in snapshots]
-        self.rows = [f"{name:<12} step {step:>10,}   lr 10^{lr:<6.2f}  dev {'—' if dev is None else f'{dev:.4f}'}"
-                     for name, step, lr, dev in snapshots]
+        self.names = [s.name for s in snapshots]
+        self.rows = [f"{s.name:<12} step {s.step:>10,}   lr 10^{s.lr_exponent:<6.2f}  dev "
+                     f"{'—' if s.dev_loss is None else f'{s.dev_loss:.4f}'}" for s in snapshots]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):

@@ -1,11 +1,12 @@
-"""The lecture's own training step, kept as the yardstick for exactness tests and benchmarks."""
+"""The lecture's own training step and loss, kept as yardsticks for exactness tests and benchmarks
+(benchmarks/ imports this file too). Not part of the installed package."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from core.model import Params
+from core.model import Params, forward_logits
 
 
 def lecture_step(params: list[torch.Tensor], X: torch.Tensor, Y: torch.Tensor, ix: torch.Tensor, lr: float) -> float:
@@ -26,3 +27,8 @@ def lecture_step(params: list[torch.Tensor], X: torch.Tensor, Y: torch.Tensor, i
 def lecture_params(params: Params) -> list[torch.Tensor]:
     """Leaf copies with requires_grad, as the lecture's `parameters` list."""
     return [t.detach().clone().requires_grad_(True) for t in params.tensors()]
+
+
+def naive_mean_loss(params: Params, X: torch.Tensor, Y: torch.Tensor) -> float:
+    """The lecture's way: one forward pass over every example. The yardstick for core.evaluate.mean_loss."""
+    return float(F.cross_entropy(forward_logits(params, X), Y))

@@ -1,12 +1,12 @@
-"""The training steps as native code: core/native/sgd_chunk.cpp, built on this machine, called through ctypes.
+"""The training steps as native code: sgd_chunk.cpp beside this file, built on this machine, called through ctypes.
 
 A chunk of steps is one call (no Python, no torch dispatch per step) whose small matrix products
-are written for these shapes and this CPU (-march=native): ~10 µs a step for the lecture's small
-model here, against ~33 µs for the eager step (core.step) and ~25 µs for a torch.compile'd scan
-of the same math. The build takes ~1 s with the machine's C++ compiler (g++ or clang++, $CXX to
-choose) and is cached by source, compiler, flags and CPU, so a later start only loads it. The
-Trainer builds it in a background thread and switches at a chunk boundary; where there is no
-compiler, or the build fails, the eager step stays.
+are written for these shapes and this CPU (-march=native): several times the eager step's
+rate for the lecture's small model (benchmarks/bench_core.py measures it). The build takes about
+a second with the machine's C++ compiler (g++ or clang++, $CXX to choose) and is cached by
+source, compiler, flags and CPU, so a later start only loads it. core.native.engine builds it in
+a background thread and switches at a chunk boundary; where there is no compiler, or the build
+fails, the eager step stays.
 
 Same math as core.step within float noise (tests/test_native.py). ctypes releases the GIL for
 the call, so the UI thread and a second training thread run alongside it.
@@ -29,7 +29,7 @@ import torch
 from core.errors import CharMLPError
 from core.model import Params
 
-SOURCE = Path(__file__).with_name("native") / "sgd_chunk.cpp"
+SOURCE = Path(__file__).with_name("sgd_chunk.cpp")
 FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-fno-math-errno")
 # tried in order: x86 compilers take -march=native, some ARM ones (Apple's clang) only -mcpu=native;
 # with neither, the vectors fall back to the baseline instruction set (SSE2, NEON)

@@ -1,0 +1,93 @@
+"""Every bounded number in one place: what the flags, the script parser and the Trainer accept.
+
+A range checks a value (from Python or parsed from text) and says, in one line, what was
+wanted. The parser, the argument checks of the command line and the Trainer's methods all call
+these, so a limit is written once. Free of torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class IntRange:
+    low: int
+    high: int
+    what: str  # how a message names the value
+
+    def check(self, value: object, what: str | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
+            raise ConfigError(f"{what or self.what} must be a whole number from {self.low:,} to {self.high:,}, "
+                              f"got {value!r}")
+        return value
+
+    def parse(self, text: str, what: str | None = None) -> int:
+        """From text such as '20000', '20_000' or '2e4'."""
+        value = _finite(text.replace("_", ""), what or self.what)
+        return self.check(int(value) if value == int(value) else text, what)
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    low: float
+    high: float
+    what: str
+    low_open: bool = False  # the low end itself is outside (a decay factor must be above 1)
+    hint: str = ""  # said after the range, e.g. "(lr = 10**exp)"
+
+    def check(self, value: object, what: str | None = None) -> float:
+        above = (lambda v: v > self.low) if self.low_open else (lambda v: v >= self.low)
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or not above(value) or value > self.high):
+            low = "above" if self.low_open else "from"
+            raise ConfigError(f"{what or self.what} must be a number {low} {self.low:g} to {self.high:g}"
+                              f"{' ' + self.hint if self.hint else ''}, got {value!r}")
+        return float(value)
+
+    def parse(self, text: str, what: str | None = None) -> float:
+        return self.check(_finite(text, what or self.what), what)
+
+
+def _finite(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{what} must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number, got {text!r}")
+    return value
+
+
+def check_span(start: float, end: float, what: str) -> tuple[float, float]:
+    """Two learning-rate exponents, start below end (a sweep's or a grid's)."""
+    start, end = LR_EXPONENT.check(start, f"{what} START"), LR_EXPONENT.check(end, f"{what} END")
+    if not start < end:
+        raise ConfigError(f"{what} START must be below END, got {start:g} .. {end:g}")
+    return start, end
+
+
+# ---- the model, the data, training (flags and checkpoints) ---------------------------------------
+BLOCK_SIZE = IntRange(1, 64, "block size")
+EMB_DIM = IntRange(1, 1024, "embedding size")
+HIDDEN = IntRange(1, 16384, "hidden size")
+SEED = IntRange(0, 2**63 - 1, "seed")
+BATCH_SIZE = IntRange(1, 65536, "batch size")
+CHUNK_STEPS = IntRange(1, 100_000, "chunk steps")
+THREADS = IntRange(1, 256, "--threads")
+EVAL_EVERY_S = FloatRange(0, 3600, "--eval-every", hint="seconds")
+# 1e-8 .. 1e3: beyond this no experiment is meaningful
+LR_EXPONENT = FloatRange(-8.0, 3.0, "lr exponent", hint="(lr = 10**exp)")
+
+# ---- actions (core.verbs) -------------------------------------------------------------------------
+RUN_STEPS = IntRange(1, 100_000_000, "steps")
+SWEEP_STEPS = IntRange(10, 100_000, "sweep STEPS")
+SWEEP_REPEATS = IntRange(1, 20, "sweep repeats")
+GRID_MODELS = IntRange(2, 128, "grid K")
+GRID_STEPS = IntRange(10, 100_000, "grid STEPS")
+SAMPLES = IntRange(1, 1000, "number of samples")
+DECAY_FACTOR = FloatRange(1.0, 1e6, "decay FACTOR", low_open=True, hint="(the LR is divided by it)")
+ENGINES = ("eager", "compiled")  # what runs the training steps (core.native.engine)

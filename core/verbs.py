@@ -1,0 +1,168 @@
+"""Every verb of the action language, declared once: usage, help, arguments with their ranges
+and defaults, whether it is a long job or may apply mid-run, and what executes it.
+
+Adding a verb is one entry here plus the Trainer method it calls. Headless scripts, the app's
+keys and help, the worker's mid-run rule, --help and the README's table all read this list.
+Free of torch (the executors only call the Trainer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core import ranges
+from core.actions import Action, Arg, Job, Outcome, Registry, Verb
+
+if TYPE_CHECKING:
+    from core.trainer import Trainer
+
+Values = Mapping[str, Any]
+
+
+def _loss(value: float | None) -> str:
+    return "n/a (empty split)" if value is None else f"{value:.4f}"
+
+
+def _reset(t: Trainer, v: Values, job: Job) -> Outcome:
+    t.reset()
+    return Outcome(f"reset: new parameters from seed {t.model_config.seed}")
+
+
+def _lr(t: Trainer, v: Values, job: Job) -> Outcome:
+    t.set_lr_exponent(v["exponent"])
+    return Outcome(f"lr: exponent {t.lr_exponent:g} (lr {t.lr:.4g})")
+
+
+def _decay(t: Trainer, v: Values, job: Job) -> Outcome:
+    t.decay(v["factor"])
+    return Outcome(f"decay: exponent {t.lr_exponent:.3g} (lr {t.lr:.4g})")
+
+
+def _run(t: Trainer, v: Values, job: Job) -> Outcome:
+    n = v["steps"]
+    result = t.run(n, job.on_progress, job.should_stop)
+    if result.divergence:
+        d = result.divergence
+        text = (f"run {n}: loss blew up at step {d.at_step} (minibatch loss {d.loss:.4g}, lr {t.lr:.4g}); "
+                f"stopped and rolled back to step {d.restored_step}")
+    else:
+        text = f"run {n}: step {t.step}, minibatch loss {result.last_loss:.4f}, {result.steps_per_s:,.0f} steps/s"
+        if result.stopped:
+            text += f" (stopped after {result.steps} steps)"
+    return Outcome(text, run=result)
+
+
+def _undo(t: Trainer, v: Values, job: Job) -> Outcome:
+    undone = t.step
+    t.undo_last_run()
+    return Outcome(f"undo: back from step {undone} to step {t.step}, lr exponent {t.lr_exponent:g}")
+
+
+def _snapshot(t: Trainer, v: Values, job: Job) -> Outcome:
+    kept = t.take_snapshot(v["name"])
+    return Outcome(f"snapshot {kept.name}: step {kept.state.step}, lr exponent {kept.state.lr_exponent:g}, "
+                   f"dev loss {_loss(kept.dev_loss)}")
+
+
+def _restore(t: Trainer, v: Values, job: Job) -> Outcome:
+    kept = t.restore_snapshot(v["name"])
+    return Outcome(f"restore {kept.name}: back to step {kept.state.step}, lr exponent {kept.state.lr_exponent:g}")
+
+
+def _sweep(t: Trainer, v: Values, job: Job) -> Outcome:
+    result = t.sweep(v["start"], v["end"], v["steps"], v["repeats"], job.on_progress, job.should_stop)
+    suggested = "none" if result.suggested_exponent is None else f"{result.suggested_exponent:g}"
+    if result.flat_from_start:
+        suggested += " (the loss is flat from the sweep's start, as from a trained model: grid compares rates over many steps)"
+    end = " (stopped early)" if result.stopped_early else ""
+    repeats = ""
+    if result.repeats > 1:
+        spread = result.suggestion_spread
+        repeats = f" (mean of {result.repeats}" + (f"; each alone: {spread[0]:g} to {spread[1]:g})" if spread else ")")
+    return Outcome(f"sweep: {len(result.losses)} steps{end}; suggested lr exponent {suggested}{repeats}", sweep=result)
+
+
+def _grid(t: Trainer, v: Values, job: Job) -> Outcome:
+    result = t.grid(v["start"], v["end"], v["models"], v["steps"], job.on_progress, job.should_stop)
+    best = "none" if result.best_exponent is None else f"{result.best_exponent:g}"
+    finite = [loss for loss in result.losses if loss != float("inf")]
+    low = f", its loss {min(finite):.4f}" if finite else ""
+    return Outcome(f"grid: {len(result.exponents)} models x {result.steps} steps; best lr exponent {best}{low}",
+                   grid=result)
+
+
+def _eval(t: Trainer, v: Values, job: Job) -> Outcome:
+    point = t.evaluate()
+    return Outcome(f"eval at step {point.step}: train {_loss(point.train)}, dev {_loss(point.dev)}")
+
+
+def _sample(t: Trainer, v: Values, job: Job) -> Outcome:
+    names = t.sample(v["n"])
+    return Outcome("sample: " + " ".join(names), samples=names)
+
+
+def _save(t: Trainer, v: Values, job: Job) -> Outcome:
+    path = t.save(Path(v["path"]), force=job.force)
+    return Outcome(f"save: wrote {path} (step {t.step})")
+
+
+def _load(t: Trainer, v: Values, job: Job) -> Outcome:
+    t.load(Path(v["path"]))
+    return Outcome(f"load: {v['path']} (step {t.step}, lr exponent {t.lr_exponent:g})")
+
+
+def _engine(t: Trainer, v: Values, job: Job) -> Outcome:
+    return Outcome(f"engine: {t.use_engine(v['engine'])}")
+
+
+def _span(what: str) -> Callable[[Values], None]:
+    def check(values: Values) -> None:
+        ranges.check_span(values["start"], values["end"], what)
+
+    return check
+
+
+def _lr_bound(key: str, name: str, default: float) -> Arg:
+    return Arg(name, key, ranges.LR_EXPONENT, default)
+
+
+VERBS = Registry([
+    Verb("reset", "new parameters from the seed; step and history start over", _reset),
+    Verb("lr", "set the learning rate to 10**EXP (EXP from -8 to 3)", _lr, (Arg("EXP", "exponent", ranges.LR_EXPONENT),),
+         mid_run=True),
+    Verb("run", f"train N minibatch steps (1 to {ranges.RUN_STEPS.high:,})", _run, (Arg("N", "steps", ranges.RUN_STEPS),),
+         long=True),
+    Verb("decay", "divide the learning rate by FACTOR (default 10)", _decay,
+         (Arg("FACTOR", "factor", ranges.DECAY_FACTOR, 10.0),), optional=1, mid_run=True),
+    Verb("undo", "undo the last run: parameters, step, learning rate and history as they were before it", _undo),
+    Verb("snapshot", "keep the current state (parameters, step, LR, history) under NAME; at most 10", _snapshot,
+         (Arg("NAME", "name", str),), mid_run=True),
+    Verb("restore", "go back to the state kept by 'snapshot NAME'", _restore, (Arg("NAME", "name", str),)),
+    Verb("sweep", "LR sweep: one step per LR at 10**linspace(START, END, STEPS), default -3 0 1000; parameters "
+         "restored; --repeats N: N sweeps over different minibatches, their mean, band and the suggestions' spread",
+         _sweep, (_lr_bound("start", "START", -3.0), _lr_bound("end", "END", 0.0),
+                  Arg("STEPS", "steps", ranges.SWEEP_STEPS, 1000)), optional=3,
+         options=(Arg("N", "repeats", ranges.SWEEP_REPEATS, 1),), long=True, check=_span("sweep")),
+    Verb("grid", "K copies of the model trained STEPS steps side by side at exponents evenly spaced in [START, END], "
+         "default -3 0 32 500; the model itself untouched", _grid,
+         (_lr_bound("start", "START", -3.0), _lr_bound("end", "END", 0.0), Arg("K", "models", ranges.GRID_MODELS, 32),
+          Arg("STEPS", "steps", ranges.GRID_STEPS, 500)), optional=4, long=True, check=_span("grid")),
+    Verb("eval", "exact full train and dev loss now", _eval, mid_run=True),
+    Verb("sample", f"N names drawn from the model (1 to {ranges.SAMPLES.high:,})", _sample,
+         (Arg("N", "n", ranges.SAMPLES),), mid_run=True),
+    Verb("save", "write a checkpoint", _save, (Arg("PATH", "path", str),), mid_run=True),
+    Verb("load", "replace the model with a checkpoint's", _load, (Arg("PATH", "path", str),)),
+    Verb("engine", "what runs the training steps from here: torch's eager step or the compiled (native) one; they "
+         "differ in float rounding. A session exported from the app says where it switched, so a replay switches "
+         "there too", _engine, (Arg("|".join(ranges.ENGINES), "engine", ranges.ENGINES),)),
+])
+
+
+def parse_script(text: str) -> list[Action]:
+    return VERBS.parse_script(text)
+
+
+def execute(trainer: Trainer, action: Action, job: Job = Job()) -> Outcome:
+    return VERBS.execute(trainer, action, job)

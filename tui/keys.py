@@ -1,0 +1,88 @@
+"""Every key of the app, declared once: the bindings, the footer, the help screen, the command
+palette and the README's key table all come from KEYS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+from core.actions import Action
+from core.verbs import VERBS
+
+STEPS_PER_RUN = (100, 1_000, 10_000, 100_000, 1_000_000)  # what [ and ] step through
+DEFAULT_STEPS_PER_RUN = 10_000
+LR_STEP = 0.1  # what ↑ and ↓ add to the LR exponent
+SAMPLES_PER_PRESS = 10
+SWEEP_REPEATS_KEY = 5  # S: how many sweeps
+
+
+@dataclass(frozen=True)
+class Key:
+    keys: str  # Textual key names, comma-separated
+    action: str  # the app's action, with its arguments: "lr(1)"
+    label: str  # in the footer
+    help: str  # on the help screen, in the palette and the README
+    shown: str  # the keys as people read them: "space / enter"; the footer shows the first
+    footer: bool = True
+    verb: str | None = None  # the action verb it sends (core.verbs): greyed out during a job unless mid_run
+    bound: bool = True  # False: Textual binds it itself (the command palette)
+
+    @property
+    def name(self) -> str:
+        """The action without its arguments, as check_action gets it."""
+        return self.action.split("(")[0]
+
+
+def _grid_help() -> str:
+    d = VERBS["grid"].values(Action("grid"))
+    return (f"LR grid: {d['models']} copies of the model, {d['steps']} steps each at exponents {d['start']:g} … "
+            f"{d['end']:g}, side by side")
+
+
+KEYS = (
+    Key("space,enter", "run", "run N", "run N steps at the current learning rate", "space / enter", verb="run"),
+    Key("right_square_bracket", "steps(1)", "N+", "N larger (100, 1k, 10k, 100k, 1M)", "]", footer=False),
+    Key("left_square_bracket", "steps(-1)", "N-", "N smaller", "[", footer=False),
+    Key("s", "sweep", "sweep", "LR sweep from the current parameters (restored afterwards)", "s", verb="sweep"),
+    Key("S", f"sweep({SWEEP_REPEATS_KEY})", f"{SWEEP_REPEATS_KEY} sweeps",
+        f"{SWEEP_REPEATS_KEY} sweeps over different minibatches: their mean, band and the suggestions' spread", "S",
+        footer=False, verb="sweep"),
+    Key("G", "grid", "LR grid", _grid_help(), "G", footer=False, verb="grid"),
+    Key("o", "overlay", "overlay", "overlay the earlier sweeps (up to three, labelled by step) on the sweep chart", "o",
+        footer=False),
+    Key("a", "adopt", "adopt", "adopt the suggestion of the latest sweep, or the latest grid's best exponent", "a",
+        verb="lr"),
+    Key("up,plus", "lr(1)", "LR+", f"learning-rate exponent +{LR_STEP} (mid-run too)", "↑ / +", verb="lr"),
+    Key("down,minus", "lr(-1)", "LR-", f"learning-rate exponent -{LR_STEP} (mid-run too)", "↓ / -", verb="lr"),
+    Key("d", "decay", "decay", "decay: learning rate / 10 (mid-run too)", "d", verb="decay"),
+    Key("e", "evaluate", "eval", "exact full train and dev loss now", "e", verb="eval"),
+    Key("g", "sample", "sample", f"sample {SAMPLES_PER_PRESS} names", "g", verb="sample"),
+    Key("u", "undo", "undo", "undo the last run: parameters, step, LR and history as before it", "u", verb="undo"),
+    Key("z", "snapshot", "snapshot", "take a snapshot of the state (mid-run too)", "z", footer=False, verb="snapshot"),
+    Key("Z", "snapshots", "snapshots", "list the snapshots with their dev loss; enter restores one", "Z", footer=False,
+        verb="restore"),
+    Key("r", "reset", "reset", "reset: new parameters from the seed, history cleared", "r", verb="reset"),
+    Key("ctrl+s", "save", "save", "save a checkpoint", "ctrl+s", footer=False, verb="save"),
+    Key("ctrl+o", "load", "load", "load a checkpoint", "ctrl+o", footer=False, verb="load"),
+    Key("ctrl+e", "export", "export", "export this session as a script that --headless --script-file replays", "ctrl+e",
+        footer=False),
+    Key("m", "toggle_embedding", "emb map", "show the characters' embeddings instead of the LR sweep, and back", "m",
+        footer=False),
+    Key("escape", "stop", "stop", "stop the running job at the next chunk boundary", "escape"),
+    Key("ctrl+p", "command_palette", "palette", "command palette", "ctrl+p", bound=False),
+    Key("f1,question_mark", "help", "help", "this help", "? / F1"),
+    Key("q", "quit", "quit", "quit (stops a run cleanly)", "q"),
+)
+BY_NAME = {k.name: k for k in KEYS}
+
+
+def bindings() -> list[Binding]:
+    return [Binding(k.keys, k.action, k.label, key_display=k.shown.split(" / ")[0], show=k.footer)
+            for k in KEYS if k.bound]
+
+
+def palette_rows() -> list[tuple[str, str, str]]:
+    """(what it does, action, key) for the command palette: every key but the palette's and help's own."""
+    return [(k.help[0].upper() + k.help[1:], k.action, f"key: {k.shown}") for k in KEYS
+            if k.name not in ("command_palette", "help")]

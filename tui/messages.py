@@ -1,0 +1,144 @@
+"""What goes between the UI thread and the worker thread that owns the Trainer, in both directions.
+
+Commands go to the worker (TrainerWorker.send numbers them); messages come back to the app with
+immutable payloads built on the worker thread at a chunk boundary. The UI never holds the
+Trainer: what it draws is here.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from textual.message import Message
+
+from core.actions import Action
+
+if TYPE_CHECKING:
+    import torch
+
+    from core.config import ModelConfig
+    from core.grid import GridResult
+    from core.history import EvalPoint, HistoryView
+    from core.sweep import SweepResult
+    from core.trainer import Trainer
+
+
+# ---- commands: UI -> worker ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class LrStep:
+    delta: float  # change of the LR exponent, applied to whatever it is when the command arrives
+
+
+@dataclass(frozen=True)
+class Save:
+    path: Path
+    force: bool
+
+
+@dataclass(frozen=True)
+class Export:
+    path: Path
+    force: bool
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """Post the state now (something outside the queue changed, e.g. a compile finished)."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Call `read` with the Trainer on the worker thread between commands and put what it returns
+    in `answer`: how tests and benchmarks look inside. The app itself never sends one."""
+
+    read: Callable[[Trainer], Any]
+    answer: Future[Any]
+
+
+Command = Action | LrStep | Save | Export | Refresh | Probe
+
+
+# ---- payloads ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Facts:
+    """What stays put while a model trains: shown at the top of the status panel. New after a load."""
+
+    source: str  # where the words came from
+    n_words: int
+    vocab: str  # every token in index order, the boundary '.' first
+    examples: tuple[int, int, int]  # train, dev, test
+    model: ModelConfig
+    n_params: int
+    bigram_dev: float | None  # the count-based bigram model's dev loss: the baseline to beat
+
+
+@dataclass(frozen=True)
+class SnapshotRow:
+    """One kept state, as the snapshots list shows it."""
+
+    name: str
+    step: int
+    lr_exponent: float
+    dev_loss: float | None
+
+
+@dataclass(frozen=True)
+class TrainingStatus:
+    """Where training stands: the status panel, the progress bar and the charts draw from this."""
+
+    facts: Facts
+    step: int
+    lr_exponent: float
+    last_loss: float | None  # latest minibatch loss
+    last_eval: EvalPoint | None
+    history: HistoryView  # every step's LR and minibatch loss so far, never changed afterwards
+    evals: tuple[EvalPoint, ...]
+    taken: int  # the number of the latest command the worker has taken up (TrainerWorker.send)
+    job: str | None = None  # the action running now, e.g. "run 10000"
+    last_job: tuple[str, int, int] | None = None  # (action, steps done, of total) of the latest job that ended
+    done: int = 0
+    total: int = 0
+    rate: float = 0.0  # steps per second of the running job
+    engine: str = "eager"  # what runs the training steps: "eager", "eager, compiling…" or "compiled"
+    can_undo: bool = False  # a run has happened since the start, the last reset, load or undo
+    embedding: torch.Tensor | None = None  # (V, 2): the characters' embeddings as drawn (core.model.embedding_2d)
+    embedding_kind: str = ""  # how they were projected to 2-D
+    snapshots: tuple[SnapshotRow, ...] = ()  # oldest first
+
+
+# ---- messages: worker -> UI ----------------------------------------------------------------------
+@dataclass
+class TrainerReady(Message):
+    facts: Facts
+
+
+@dataclass
+class TrainerFailed(Message):
+    error: str
+
+
+@dataclass
+class StateChanged(Message):
+    status: TrainingStatus
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, StateChanged)  # only the newest state matters
+
+
+@dataclass
+class Logged(Message):
+    text: str
+    error: bool = False
+
+
+@dataclass
+class SweepFinished(Message):
+    result: SweepResult
+
+
+@dataclass
+class GridFinished(Message):
+    result: GridResult

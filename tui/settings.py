@@ -1,0 +1,166 @@
+"""What the command line decides: the flags, their parser, the validated Settings and exit codes.
+
+Free of textual and torch, so `--help` and a bad flag answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import NoReturn
+
+from core import ranges
+from core.config import LECTURE_SEED, DataConfig, ModelConfig, TrainConfig
+from core.errors import CharMLPError
+from core.verbs import VERBS
+
+EXIT_USAGE = 2  # bad flags, bad input files, bad scripts
+EXIT_INTERRUPTED = 130  # a second Ctrl+C; a first signal N exits with 128 + N as a shell reports it
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the flags decide, already validated."""
+
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    load: Path | None = None
+    headless: bool = False
+    script: str | None = None
+    json: bool = False
+    force: bool = False
+    threads: int = 1
+    eval_every_s: float = 1.0
+    compile: bool = True  # build the native training steps in the background (core.native)
+    autosave: Path | None = None  # where to save the model when the app or a headless run ends, however it ends
+
+    def to_argv(self) -> list[str]:
+        """The flags that rebuild this model on this data (paths made absolute): what a replay of
+        a session needs. parse_settings(to_argv()) gives back the same data, model, training and load."""
+        d, m, t = self.data, self.model, self.train
+        argv = ["--data", str(d.path.resolve())] if d.path else []
+        argv += ["--split", ",".join(f"{f:g}" for f in d.split),
+                 "--block-size", str(m.block_size), "--emb-dim", str(m.emb_dim), "--hidden", str(m.hidden),
+                 "--seed", str(m.seed), "--batch-size", str(t.batch_size), "--lr-exp", f"{t.lr_exponent:.10g}"]
+        return argv + (["--load", str(self.load.resolve())] if self.load else [])
+
+
+def _split(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three fractions like 0.8,0.1,0.1, got {text!r}") from None
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"expected three fractions train,dev,test, got {text!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def _in(bounds: ranges.IntRange | ranges.FloatRange) -> Callable[[str], int | float]:
+    """An argparse type that reads a number and checks it against core.ranges."""
+
+    def number(text: str) -> int | float:
+        try:
+            return bounds.parse(text)
+        except CharMLPError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return number
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag gets one line, not the whole usage block above it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def package_version() -> str:
+    try:
+        return version("charmlp-tui")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    verbs = "\n".join(f"  {v.usage:<24} {v.help}" for v in VERBS)
+    parser = OneLineParser(
+        prog="charmlp-tui",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train the character-level MLP of makemore part 2 and find its learning rate, "
+                    "interactively in the terminal or headless from a script.",
+        epilog=f"script actions (--script, separated by ';'):\n{verbs}\n\n"
+               "example:\n  charmlp-tui --headless --script \"sweep; lr -1; run 20000; decay; run 10000; eval; sample 10\"",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", type=Path, metavar="PATH",
+                      help="UTF-8 text file, one word per line (default: the built-in 32,000 US SSA names)")
+    data.add_argument("--split", type=_split, default=(0.8, 0.1, 0.1), metavar="TRAIN,DEV,TEST",
+                      help="fractions of the shuffled words per split (default 0.8,0.1,0.1; 1,0,0 trains on all)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--block-size", type=int, default=3, metavar="N", help="characters of context (default 3)")
+    model.add_argument("--emb-dim", type=int, default=2, metavar="N", help="embedding width per character (default 2)")
+    model.add_argument("--hidden", type=int, default=100, metavar="N", help="tanh hidden units (default 100)")
+    model.add_argument("--seed", type=int, default=LECTURE_SEED, metavar="N",
+                       help=f"seed of the initial parameters and minibatches (default {LECTURE_SEED}, the lecture's)")
+    train = parser.add_argument_group("training")
+    train.add_argument("--batch-size", type=int, default=32, metavar="N", help="examples per minibatch (default 32)")
+    train.add_argument("--lr-exp", type=float, default=-1.0, metavar="X", help="learning rate 10**X (default -1, lr 0.1)")
+    train.add_argument("--threads", type=_in(ranges.THREADS), default=1, metavar="N",
+                       help="torch CPU threads (default 1: at batch 32 a second thread only adds hand-off cost)")
+    train.add_argument("--no-compile", dest="compile", action="store_false",
+                       help="never build the native (C++) training steps; by default the app builds them in the "
+                            "background with the machine's C++ compiler (about a second the first time, cached in "
+                            "~/.cache/charmlp-tui) and switches to them when ready; headless builds them first for "
+                            "scripts of 50k+ steps")
+    run = parser.add_argument_group("running")
+    run.add_argument("--load", type=Path, metavar="CKPT", help="start from a checkpoint (its model shape wins over the model flags)")
+    run.add_argument("--headless", action="store_true", help="no UI: run --script, print a summary, exit")
+    run.add_argument("--script", metavar="ACTIONS", help="actions to run, e.g. \"run 1000; eval\" (see below)")
+    run.add_argument("--script-file", type=Path, metavar="FILE", help="read the actions from a file (one per line or ';')")
+    run.add_argument("--json", action="store_true", help="with --headless: end stdout with one JSON summary line")
+    run.add_argument("--force", action="store_true", help="let 'save' overwrite an existing file")
+    run.add_argument("--autosave", type=Path, metavar="CKPT",
+                     help="save the model to CKPT (atomically, overwriting it) whenever the app or a headless run "
+                          "ends: on quit, at the end of the script, and when stopped by Ctrl+C, SIGTERM or SIGHUP")
+    run.add_argument("--eval-every", type=_in(ranges.EVAL_EVERY_S), default=1.0, metavar="SECONDS",
+                     help="in the app: full train/dev loss during runs at most this often (default 1; 0 = never)")
+    return parser
+
+
+def parse_settings(argv: list[str] | None) -> Settings:
+    """Parse and validate; exits with status 2 and a one-line message on any bad flag."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        script = args.script
+        if args.script_file is not None:
+            if script is not None:
+                parser.error("give --script or --script-file, not both")
+            try:
+                script = args.script_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                parser.error(f"--script-file {args.script_file}: cannot be read ({getattr(e, 'strerror', None) or e})")
+        if args.headless and script is None:
+            parser.error("--headless needs --script or --script-file")
+        if args.json and not args.headless:
+            parser.error("--json needs --headless")
+        autosave = args.autosave.expanduser() if args.autosave is not None else None
+        if autosave is not None:
+            if autosave.is_dir():
+                parser.error(f"--autosave {args.autosave}: is a directory; give a file name such as {autosave / 'model.pt'}")
+            if not autosave.parent.is_dir():
+                parser.error(f"--autosave {args.autosave}: the folder {autosave.parent} does not exist")
+        return Settings(
+            data=DataConfig(path=args.data, split=args.split),
+            model=ModelConfig(block_size=args.block_size, emb_dim=args.emb_dim, hidden=args.hidden, seed=args.seed),
+            train=TrainConfig(batch_size=args.batch_size, lr_exponent=args.lr_exp),
+            load=args.load, headless=args.headless, script=script, json=args.json, force=args.force,
+            threads=args.threads, eval_every_s=args.eval_every, compile=args.compile, autosave=autosave,
+        )
+    except CharMLPError as e:
+        parser.error(str(e))
