@@ -248,6 +248,11 @@ class Trainer:
             self.evals.append(point)
         return point
 
+    def test_loss(self) -> float | None:
+        """Exact loss on the test split (None if it is empty). Not recorded with the evaluations:
+        the lecture looks at it once, at the very end."""
+        return self.split_loss("test")
+
     def bigram_dev_loss(self) -> float | None:
         ds = self.dataset
         return bigram_loss(ds.train.X, ds.train.Y, ds.dev.X, ds.dev.Y, ds.vocab.size)

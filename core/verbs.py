@@ -98,6 +98,11 @@ def _eval(t: Trainer, v: Values, job: Job) -> Outcome:
     return Outcome(f"eval at step {point.step}: train {_loss(point.train)}, dev {_loss(point.dev)}")
 
 
+def _test(t: Trainer, v: Values, job: Job) -> Outcome:
+    return Outcome(f"test at step {t.step}: {_loss(t.test_loss())} (for the end of an experiment: a model chosen by "
+                   "its test loss makes that a dev loss)")
+
+
 def _sample(t: Trainer, v: Values, job: Job) -> Outcome:
     names = t.sample(v["n"])
     return Outcome("sample: " + " ".join(names), samples=names)
@@ -150,6 +155,7 @@ VERBS = Registry([
          (_lr_bound("start", "START", -3.0), _lr_bound("end", "END", 0.0), Arg("K", "models", ranges.GRID_MODELS, 32),
           Arg("STEPS", "steps", ranges.GRID_STEPS, 500)), optional=4, long=True, check=_span("grid")),
     Verb("eval", "exact full train and dev loss now", _eval, mid_run=True),
+    Verb("test", "exact loss on the test split: once, at the end of an experiment, never to choose by", _test),
     Verb("sample", f"N names drawn from the model (1 to {ranges.SAMPLES.high:,})", _sample,
          (Arg("N", "n", ranges.SAMPLES),), mid_run=True),
     Verb("save", "write a checkpoint", _save, (Arg("PATH", "path", str),), mid_run=True),

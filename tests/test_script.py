@@ -28,6 +28,11 @@ def test_execute_reports_each_action(trainer, tmp_path):
     assert (tmp_path / "m.pt").exists()
 
 
+def test_the_test_split_is_measured_only_when_asked(trainer):
+    [outcome] = [execute(trainer, a) for a in parse_script("test")]
+    assert outcome.summary.startswith(f"test at step 0: {trainer.split_loss('test'):.4f}") and trainer.evals == []
+
+
 def test_snapshot_and_restore_in_a_script(trainer):
     outputs = [execute(trainer, a).summary for a in parse_script("run 100; snapshot good; lr 2; run 300; restore good")]
     assert outputs[1].startswith("snapshot good: step 100") and outputs[4] == "restore good: back to step 100, lr exponent -1"
