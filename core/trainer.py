@@ -12,7 +12,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,6 +27,7 @@ from core.grid import GridResult, train_grid
 from core.history import EvalPoint, LossHistory
 from core.jobs import Divergence, Progress, ProgressFn, RunResult, StopFn, ignore_progress, never_stop
 from core.losswatch import LossWatch
+from core.rollback import Chunk, KeptChunks
 from core.model import Params, init_params
 from core.native import NativeSteps, suits
 from core.native.engine import Engine
@@ -37,18 +37,6 @@ from core.step import SGDStep, Stepper
 from core.sweep import Ramp, SweepResult, sweep
 
 MAX_SNAPSHOTS = 10  # taking one more drops the oldest: memory stays bounded (see TrainingState)
-
-
-@dataclass(frozen=True)
-class _Chunk:
-    """One chunk of a run, kept so that a rollback can replay it."""
-
-    start: int  # the step the chunk started at
-    params: Params  # a copy of the parameters at that step
-    X: torch.Tensor  # (k, B, T) its minibatches
-    Y: torch.Tensor  # (k, B)
-    lr: float
-    stepper: Stepper  # what ran it: a replay must use the same, to land exactly
 
 
 class Trainer:
@@ -151,20 +139,20 @@ class Trainer:
         B, chunk = self.train_config.batch_size, self.train_config.chunk_steps
         start_step, done, busy, last = self.step, 0, 0.0, None
         watch = LossWatch()
-        kept: list[_Chunk] = []  # the last two chunks, to replay a rollback from
+        kept = KeptChunks()
         t_start = time.perf_counter()
         while done < n_steps:
             k = min(chunk, n_steps - done)
             t0 = time.perf_counter()
             X, Y = train.get_batch(k, B, self._batch_gen)  # (k, B, T), (k, B)
-            current = _Chunk(self.step, self.params.clone(), X, Y, self.lr, self._stepper())
+            current = kept.add(Chunk(self.step, self.params.clone(), X, Y, self.lr, self._stepper()))
             losses = current.stepper.run(current.X, current.Y, [current.lr] * k)
-            kept = [*kept[-1:], current]
             bad = watch.first_bad(losses.tolist())
             if bad is not None:
                 target = start_step if watch.last_ok is None else start_step + watch.last_ok
                 self.history.append(current.lr, losses[:bad])
-                restored = self._restore(target, kept)
+                self.step = restored = kept.restore(self.params, target)
+                self.history.truncate(restored)
                 busy += time.perf_counter() - t0
                 return RunResult(self.step - start_step, False, Divergence(current.start + bad, float(losses[bad]), restored),
                                  busy, self.history.last())
@@ -179,22 +167,6 @@ class Trainer:
             if should_stop():
                 return RunResult(done, True, None, busy, last)
         return RunResult(done, False, None, busy, last)
-
-    def _restore(self, target: int, kept: list[_Chunk]) -> int:
-        """Put the parameters back to those of step `target` by replaying from a kept chunk.
-
-        A chunk's steps are deterministic given its starting parameters and minibatches, so the
-        replay lands exactly on step `target`. If target is older than what is kept, the oldest
-        kept start is used instead. History is cut to the restored step; returns it.
-        """
-        source = next((c for c in reversed(kept) if c.start <= target), kept[0])
-        target = max(target, source.start)
-        self.params.copy_(source.params)
-        n = target - source.start
-        source.stepper.run(source.X[:n], source.Y[:n], [source.lr] * n)
-        self.step = target
-        self.history.truncate(target)
-        return target
 
     @property
     def can_undo(self) -> bool:

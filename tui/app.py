@@ -18,7 +18,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.geometry import Size
-from textual.widgets import Footer, Label, ProgressBar, RichLog
+from textual.widgets import Footer, Label, RichLog
 
 from core.actions import Action
 from core.verbs import VERBS
@@ -27,7 +27,7 @@ from tui.charts import EmbeddingChart, SweepChart, TrainingChart
 from tui.messages import (Command, Export, GridFinished, Logged, LrStep, Save, StateChanged, SweepFinished,
                           TrainerFailed, TrainerReady, TrainingStatus)
 from tui.palette import TrainerCommands
-from tui.panels import StatusPanel
+from tui.panels import ProgressRow, StatusPanel
 from tui.screens import ConfirmScreen, HelpScreen, PathScreen, SnapshotsScreen
 from tui.settings import Settings
 from tui.worker import TrainerWorker
@@ -76,9 +76,7 @@ class CharMLPApp(App[int]):
                 yield TrainingChart(id="training")
                 yield SweepChart(id="sweep")
                 yield EmbeddingChart(id="embedding")
-        with Horizontal(id="progress-row"):
-            yield ProgressBar(id="progress", total=1, show_eta=False)
-            yield Label("", id="rate")
+        yield ProgressRow(id="progress-row")
         log = RichLog(id="log", max_lines=1000, wrap=True, markup=False)
         log.can_focus = False  # otherwise it takes focus and eats up/down, the LR keys
         yield log
@@ -134,7 +132,7 @@ class CharMLPApp(App[int]):
         previous, self.status = self.status, message.status
         s = message.status
         self.query_one(StatusPanel).show(s, keys.STEPS_PER_RUN[self.steps_index])
-        self._show_progress(s, previous)
+        self.query_one(ProgressRow).show(s, previous)
         # compare with what the chart shows, not with the previous status: a redraw skipped
         # during a job for the rate limit must still happen when the job ends
         shown = (len(s.history), s.last_eval)
@@ -145,21 +143,6 @@ class CharMLPApp(App[int]):
             self._show_embedding()
         if previous is None or previous.job != s.job or s.taken != previous.taken:
             self.refresh_bindings()
-
-    def _show_progress(self, s: TrainingStatus, previous: TrainingStatus | None) -> None:
-        bar = self.query_one(ProgressBar)
-        rate = self.query_one("#rate", Label)
-        if s.job:
-            bar.visible = True
-            bar.update(total=s.total, progress=s.done)
-            left = f", {(s.total - s.done) / s.rate:,.0f} s left" if s.rate else ""
-            rate.update(f"{s.job}: {s.rate:,.0f} steps/s{left}" if s.rate else s.job, layout=False)
-        elif s.last_job and (previous is None or previous.job or previous.last_job != s.last_job):
-            job, done, total = s.last_job
-            bar.update(total=total or None, progress=done)
-            # a run that blew up ends where it last reported; the log line says what happened
-            rate.update(f"{job}: refused (see the log)" if not total else f"done: {job}" if done == total
-                        else f"stopped: {job} after {done:,}")
 
     def _show_embedding(self) -> None:
         chart, s = self.query_one(EmbeddingChart), self.status

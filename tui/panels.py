@@ -1,4 +1,5 @@
-"""The status panel: data and model on top, where training stands below, from the latest status.
+"""The status panel (data and model on top, where training stands below) and the progress row,
+from the latest status.
 
 The two parts are separate widgets so that the 5 Hz statuses during a run re-render only the
 few lines that change: every redraw on the UI thread takes the GIL from the training thread.
@@ -9,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.widgets import Static
+from textual.widgets import Label, ProgressBar, Static
 
 if TYPE_CHECKING:
     from tui.messages import TrainingStatus
@@ -81,3 +82,26 @@ class StatusPanel(Vertical):
         else:
             rows += [("train loss", "— (press e)"), ("dev loss", "—")]
         return rows + [("run N", f"{self.steps_per_run:,} steps"), ("steps", s.engine), ("now", s.job or "idle")]
+
+
+class ProgressRow(Horizontal):
+    """The running job's bar, steps/s and time left; after it, where it ended."""
+
+    def compose(self) -> ComposeResult:
+        yield ProgressBar(id="progress", total=1, show_eta=False)
+        yield Label("", id="rate")
+
+    def show(self, s: TrainingStatus, previous: TrainingStatus | None) -> None:
+        bar = self.query_one(ProgressBar)
+        rate = self.query_one("#rate", Label)
+        if s.job:
+            bar.visible = True
+            bar.update(total=s.total, progress=s.done)
+            left = f", {(s.total - s.done) / s.rate:,.0f} s left" if s.rate else ""
+            rate.update(f"{s.job}: {s.rate:,.0f} steps/s{left}" if s.rate else s.job, layout=False)
+        elif s.last_job and (previous is None or previous.job or previous.last_job != s.last_job):
+            job, done, total = s.last_job
+            bar.update(total=total or None, progress=done)
+            # a run that blew up ends where it last reported; the log line says what happened
+            rate.update(f"{job}: refused (see the log)" if not total else f"done: {job}" if done == total
+                        else f"stopped: {job} after {done:,}")
