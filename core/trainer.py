@@ -36,7 +36,7 @@ from core.state import ModelSnapshot, TrainingState
 from core.step import SGDStep, Stepper
 from core.sweep import Ramp, SweepResult, sweep
 
-MAX_SNAPSHOTS = 10  # taking one more drops the oldest: memory stays bounded (see TrainingState)
+MAX_SNAPSHOTS = ranges.MAX_SNAPSHOTS
 
 
 class Trainer:

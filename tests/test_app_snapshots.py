@@ -1,5 +1,5 @@
-"""Snapshot tests of the main screen (pytest-textual-snapshot): a deterministic sequence on the
-built-in names, at 80x24 and 160x48. Update after a deliberate change of the screen with
+"""Snapshot tests (pytest-textual-snapshot): the main screen after a deterministic sequence on the
+built-in names, at 80x24 and 160x48, and the snapshots dialog, centred. Update after a deliberate change of the screen with
 `pytest tests/test_app_snapshots.py --snapshot-update`, and look at the SVGs before committing.
 """
 
@@ -33,3 +33,20 @@ async def sweep_adopt_run_evaluate_sample(pilot) -> None:
 def test_main_screen(snap_compare, fixed_rate, size):
     app = CharMLPApp(parse_settings(["--no-compile"]))  # the engine line would change when a compile ends
     assert snap_compare(app, terminal_size=size, run_before=sweep_adopt_run_evaluate_sample)
+
+
+async def two_snapshots_listed(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("left_square_bracket", "left_square_bracket", "space")  # run 100
+    await settle(pilot)
+    await pilot.press("z", "space")  # s1 at step 100, then run on
+    await settle(pilot)
+    await pilot.press("z", "e")  # s2 at step 200 with its dev loss
+    await settle(pilot)
+    await pilot.press("Z")
+    await pilot.pause()
+
+
+def test_snapshots_dialog(snap_compare, fixed_rate):
+    app = CharMLPApp(parse_settings(["--no-compile"]))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=two_snapshots_listed)

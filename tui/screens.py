@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.content import Content
 from textual.widgets import Button, Input, Label, OptionList, Static
 
+from core.ranges import MAX_SNAPSHOTS
 from core.verbs import VERBS
 from tui.keys import KEYS
 from tui.messages import SnapshotRow
@@ -126,12 +127,12 @@ class SnapshotsScreen(Dialog[str | None]):
     def __init__(self, snapshots: tuple[SnapshotRow, ...]) -> None:
         super().__init__()
         self.names = [s.name for s in snapshots]
-        self.rows = [f"{s.name:<12} step {s.step:>10,}   lr 10^{s.lr_exponent:<6.2f}  dev "
+        self.rows = [f"{s.name:<10} step {s.step:>10,}  lr 10^{s.lr_exponent:.2f}  dev "
                      f"{'—' if s.dev_loss is None else f'{s.dev_loss:.4f}'}" for s in snapshots]
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label("Snapshots (z takes one; at most 10, the oldest dropped first)")
+        with Vertical(classes="dialog wide"):
+            yield Label(f"Snapshots: z takes one; the newest {MAX_SNAPSHOTS} are kept")
             if self.rows:
                 yield OptionList(*self.rows, id="snapshots")
                 yield Label("enter: restore · escape: cancel", classes="hint")
