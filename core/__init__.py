@@ -7,13 +7,14 @@ Names are imported on first use, so `import core.config` stays free of torch (a 
 from importlib import import_module
 
 _EXPORTS = {
-    "Action": "core.actions", "parse_script": "core.actions",
+    "Action": "core.actions", "Job": "core.actions", "Outcome": "core.actions",
+    "VERBS": "core.verbs", "execute": "core.verbs", "parse_script": "core.verbs",
     "DataConfig": "core.config", "ModelConfig": "core.config", "TrainConfig": "core.config",
     "CharMLPError": "core.errors", "CheckpointError": "core.errors", "ConfigError": "core.errors",
     "DataError": "core.errors", "ScriptError": "core.errors",
-    "Outcome": "core.script", "execute": "core.script",
     "open_trainer": "core.session",
-    "Divergence": "core.trainer", "Progress": "core.trainer", "RunResult": "core.trainer", "Trainer": "core.trainer",
+    "Divergence": "core.jobs", "Progress": "core.jobs", "RunResult": "core.jobs", "Trainer": "core.trainer",
+    "TrainingState": "core.state",
 }
 __all__ = sorted(_EXPORTS)
 
