@@ -96,7 +96,7 @@ Executor = Callable[["Trainer", Mapping[str, Any], Job], Outcome]
 @dataclass(frozen=True)
 class Verb:
     name: str
-    help: str  # one line, for --help, the app's help screen and the README
+    help: str  # one line, for --help, the app's help screen and the README ('{defaults}': see __post_init__)
     execute: Executor  # gets every argument by key, defaults filled in
     args: tuple[Arg, ...] = ()
     optional: int = 0  # how many trailing args may be left out: all of them together, or none
@@ -104,6 +104,12 @@ class Verb:
     long: bool = False  # a job: reports progress, can be stopped (escape, Ctrl+C)
     mid_run: bool = False  # cheap enough to apply at a running job's chunk boundary (the app's decay mid-run)
     check: Callable[[Mapping[str, Any]], None] = lambda values: None  # across arguments, e.g. START < END
+
+    def __post_init__(self) -> None:
+        """'{defaults}' in the help becomes the optional arguments' defaults: written once, in the Args."""
+        optional = self.args[len(self.args) - self.optional :]
+        defaults = " ".join(_word(a.default) for a in optional if a.default is not None)
+        object.__setattr__(self, "help", self.help.replace("{defaults}", defaults))
 
     @property
     def usage(self) -> str:

@@ -135,23 +135,23 @@ def _lr_bound(key: str, name: str, default: float) -> Arg:
 
 VERBS = Registry([
     Verb("reset", "new parameters from the seed; step and history start over", _reset),
-    Verb("lr", "set the learning rate to 10**EXP (EXP from -8 to 3)", _lr, (Arg("EXP", "exponent", ranges.LR_EXPONENT),),
+    Verb("lr", f"set the learning rate to 10**EXP (EXP from {ranges.LR_EXPONENT.low:g} to {ranges.LR_EXPONENT.high:g})", _lr, (Arg("EXP", "exponent", ranges.LR_EXPONENT),),
          mid_run=True),
     Verb("run", f"train N minibatch steps (1 to {ranges.RUN_STEPS.high:,})", _run, (Arg("N", "steps", ranges.RUN_STEPS),),
          long=True),
-    Verb("decay", "divide the learning rate by FACTOR (default 10)", _decay,
+    Verb("decay", "divide the learning rate by FACTOR (default {defaults})", _decay,
          (Arg("FACTOR", "factor", ranges.DECAY_FACTOR, 10.0),), optional=1, mid_run=True),
     Verb("undo", "undo the last run: parameters, step, learning rate and history as they were before it", _undo),
-    Verb("snapshot", "keep the current state (parameters, step, LR, history) under NAME; at most 10", _snapshot,
+    Verb("snapshot", f"keep the current state (parameters, step, LR, history) under NAME; at most {ranges.MAX_SNAPSHOTS}", _snapshot,
          (Arg("NAME", "name", str),), mid_run=True),
     Verb("restore", "go back to the state kept by 'snapshot NAME'", _restore, (Arg("NAME", "name", str),)),
-    Verb("sweep", "LR sweep: one step per LR at 10**linspace(START, END, STEPS), default -3 0 1000; parameters "
+    Verb("sweep", "LR sweep: one step per LR at 10**linspace(START, END, STEPS), default {defaults}; parameters "
          "restored; --repeats N: N sweeps over different minibatches, their mean, band and the suggestions' spread",
          _sweep, (_lr_bound("start", "START", -3.0), _lr_bound("end", "END", 0.0),
                   Arg("STEPS", "steps", ranges.SWEEP_STEPS, 1000)), optional=3,
          options=(Arg("N", "repeats", ranges.SWEEP_REPEATS, 1),), long=True, check=_span("sweep")),
     Verb("grid", "K copies of the model trained STEPS steps side by side at exponents evenly spaced in [START, END], "
-         "default -3 0 32 500; the model itself untouched", _grid,
+         "default {defaults}; the model itself untouched", _grid,
          (_lr_bound("start", "START", -3.0), _lr_bound("end", "END", 0.0), Arg("K", "models", ranges.GRID_MODELS, 32),
           Arg("STEPS", "steps", ranges.GRID_STEPS, 500)), optional=4, long=True, check=_span("grid")),
     Verb("eval", "exact full train and dev loss now", _eval, mid_run=True),

@@ -7,11 +7,14 @@ plotext module is touched (the reason we do not use textual-plotext, see README)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import plotext
 from rich.text import Text
 from textual.widgets import Static
+
+from tui.keys import SWEEP_REPEATS_KEY
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +41,7 @@ def _new_figure(width: int, height: int):
     return figure
 
 
-def _line(figure, xs: list[float], ys: list[float], color: str | int | None = None):
+def _line(figure, xs: Sequence[float], ys: Sequence[float], color: str | int | None = None):
     signal = figure.signal(xs, ys, marker=plotext.marker("hd", pixel=color) if color is not None else None)
     signal.lines()
     figure.draw(signal)
@@ -160,7 +163,8 @@ class SweepChart(Chart):
         w, h = self.content_size.width, self.content_size.height
         r, grid = self.result, self.grid
         if r is None and grid is None:
-            return Text("No sweep yet: press s (S: five sweeps and their mean; G: an LR grid).", style="dim")
+            return Text(f"No sweep yet: press s (S: {SWEEP_REPEATS_KEY} sweeps and their mean; G: an LR grid).",
+                        style="dim")
         self.border_title, self.border_subtitle = self._title(self.size.width), self._legend()
         if w < MIN_WIDTH or h < MIN_HEIGHT:
             return Text("(too small)")

@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.content import Content
 from textual.widgets import Button, Input, Label, OptionList, Static
 
+from core.actions import Action
 from core.ranges import MAX_SNAPSHOTS
 from core.verbs import VERBS
 from tui.keys import KEYS
@@ -24,6 +25,7 @@ def help_text() -> Content:
     """The help as styled text (a Markdown widget is slow to open over SSH), from tui.keys and core.verbs."""
     keys = [(f"  {key.shown:<16} ", "bold $accent") for key in KEYS]
     verbs = [(f"  {verb.usage:<24} ", "bold $accent") for verb in VERBS]
+    sweep = VERBS["sweep"].values(Action("sweep"))
     return Content.assemble(
         ("charmlp-tui\n\n", "bold"),
         "Train makemore part 2's character-level MLP and find its learning rate. Keys work while a "
@@ -32,7 +34,8 @@ def help_text() -> Content:
         ("Keys\n", "bold"),
         *[part for styled, key in zip(keys, KEYS) for part in (styled, f"{key.help}\n")],
         ("\nFinding a learning rate\n", "bold"),
-        "  1. s sweeps the LR from 10^-3 to 10^0, one step each, and marks a suggestion.\n"
+        f"  1. s sweeps the LR from 10^{sweep['start']:g} to 10^{sweep['end']:g}, one step each, and marks a "
+        "suggestion.\n"
         "  2. a adopts it; space runs N steps ([ ] change N); watch the loss.\n"
         "  3. When the loss flattens, d decays the LR by 10; run on; e measures the full loss.\n"
         "  4. u undoes a run that went wrong (a blown-up LR, a decay too early).\n",
@@ -72,8 +75,8 @@ class HelpScreen(Dialog[None]):
     def on_mount(self) -> None:
         self.query_one("#help").focus()
 
-    def action_dismiss(self) -> None:
-        self.answer(None)
+    async def action_dismiss(self, result: None = None) -> None:  # Screen's signature: the binding's action
+        self.answer(result)
 
 
 class PathScreen(Dialog[Path | None]):
