@@ -1,0 +1,136 @@
+"""Regenerate README.md's tables from the declarations they describe, so they cannot drift:
+
+- keys: the app's keys, from tui.keys.KEYS;
+- actions: the headless script actions, from core.verbs.VERBS;
+- flags: every command-line flag, from tui.settings.build_parser().
+
+Each table sits between `<!-- generated: NAME ... -->` and `<!-- end generated: NAME -->` in
+README.md; the text around them is left alone.
+
+    python scripts/make_readme_tables.py          # rewrite README.md in place
+    python scripts/make_readme_tables.py --check  # exit 1, naming the stale table, if it would change
+
+tests/test_readme.py runs the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+sys.path.insert(0, str(REPO))  # the declarations, also from a checkout that was never installed
+
+from core.verbs import VERBS  # noqa: E402
+from tui.keys import KEYS  # noqa: E402
+from tui.settings import build_parser  # noqa: E402
+
+
+def cell(text: str) -> str:
+    """Text as one Markdown table cell: `|` escaped (also inside code spans, as GFM reads them)."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def code(text: str) -> str:
+    return f"`{text}`"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cell(c) for c in line) + " |" for line in lines) + "\n"
+
+
+def keys_table() -> str:
+    return table(("key", "what it does"),
+                 ((" / ".join(code(k) for k in key.shown.split(" / ")), key.help) for key in KEYS))
+
+
+def actions_table() -> str:
+    return table(("action", "what it does", "mid-run in the app"),
+                 ((code(verb.usage), verb.help, "yes" if verb.mid_run else "") for verb in VERBS))
+
+
+def flags_table() -> str:
+    parser = build_parser()
+    rows = []
+    for action in parser._actions:  # argparse has no public list of its flags
+        flag = ", ".join(action.option_strings)
+        if action.nargs != 0:
+            flag += f" {action.metavar or action.dest.upper()}"
+        help_text = (action.help or "") % {**vars(action), "prog": parser.prog}  # as argparse expands it
+        rows.append((code(flag), help_text))
+    return table(("flag", "what it does"), rows)
+
+
+# name: (where it comes from, what builds it)
+TABLES: dict[str, tuple[str, Callable[[], str]]] = {
+    "keys": ("tui/keys.py", keys_table),
+    "actions": ("core/verbs.py", actions_table),
+    "flags": ("tui/settings.py", flags_table),
+}
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"<!-- generated: {name}\b[^\n]*-->\n.*?<!-- end generated: {name} -->", re.DOTALL)
+
+
+def blocks() -> dict[str, str]:
+    """Each table as README.md should hold it, markers included."""
+    return {name: f"<!-- generated: {name} from {source} by scripts/make_readme_tables.py: edit there -->\n"
+                  f"{build()}<!-- end generated: {name} -->"
+            for name, (source, build) in TABLES.items()}
+
+
+def stale_tables(readme: str) -> list[str]:
+    """The tables whose text in `readme` differs from blocks(); ValueError if a table's markers are missing."""
+    stale = []
+    for name, block in blocks().items():
+        found = _pattern(name).findall(readme)
+        if len(found) != 1:
+            raise ValueError(f"README.md needs one '<!-- generated: {name} -->' ... '<!-- end generated: {name} -->' "
+                             f"pair, found {len(found)}")
+        if found[0] != block:
+            stale.append(name)
+    return stale
+
+
+def render(readme: str) -> str:
+    """`readme` with every generated table rewritten."""
+    for name, block in blocks().items():
+        readme = _pattern(name).sub(lambda _: block, readme)
+    return readme
+
+
+def _names(stale: list[str]) -> str:
+    listed = stale[0] if len(stale) == 1 else f"{', '.join(stale[:-1])} and {stale[-1]}"
+    return f"the {listed} table{'s' if len(stale) > 1 else ''}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Regenerate README.md's key, action and flag tables.")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table is stale")
+    args = parser.parse_args(argv)
+    readme = README.read_text(encoding="utf-8")
+    try:
+        stale = stale_tables(readme)
+    except ValueError as e:
+        print(f"make_readme_tables: {e}", file=sys.stderr)
+        return 1
+    if args.check:
+        if stale:
+            verb = "are" if len(stale) > 1 else "is"
+            print(f"README.md: {_names(stale)} {verb} stale: run python scripts/make_readme_tables.py", file=sys.stderr)
+            return 1
+        return 0
+    if stale:
+        README.write_text(render(readme), encoding="utf-8")
+        print(f"README.md: rewrote {_names(stale)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
