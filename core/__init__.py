@@ -5,6 +5,7 @@ Names are imported on first use, so `import core.config` stays free of torch (a 
 """
 
 from importlib import import_module
+from typing import Any
 
 _EXPORTS = {
     "Action": "core.actions", "Job": "core.actions", "Outcome": "core.actions",
@@ -19,7 +20,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'core' has no attribute {name!r}")
     return getattr(import_module(_EXPORTS[name]), name)

@@ -104,5 +104,5 @@ def make_dataset(words: list[str], block_size: int, config: DataConfig, source: 
         split = ",".join(f"{f:g}" for f in config.split)
         raise DataError(f"{source or 'the data'}: {len(words)} word(s) with split {split} leave the training split "
                         "empty; give more words, or train on all of them with --split 1,0,0")
-    splits = [Split(name, *build_examples(part, vocab, block_size)) for name, part in zip(SPLIT_NAMES, parts)]
-    return Dataset(vocab, block_size, len(words), *splits, source=source)
+    train, dev, test = (Split(name, *build_examples(part, vocab, block_size)) for name, part in zip(SPLIT_NAMES, parts))
+    return Dataset(vocab, block_size, len(words), train, dev, test, source=source)

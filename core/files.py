@@ -23,7 +23,7 @@ def check_target(path: Path, force: bool, written: set[Path], error: type[CharML
     return path
 
 
-def replace_atomically(path: Path, write: Callable[[BinaryIO], None], error: type[CharMLPError], what: str) -> None:
+def replace_atomically(path: Path, write: Callable[[BinaryIO], object], error: type[CharMLPError], what: str) -> None:
     """Write through a temporary file beside `path`, synced, then renamed over it: a crash leaves
     the old file whole. open() creates it, so the user's umask applies."""
     directory = path.parent if str(path.parent) else Path(".")

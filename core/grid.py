@@ -59,21 +59,21 @@ class BatchedSGD:
         self.b1, self.b2 = copies(params.b1).unsqueeze(1), copies(params.b2).unsqueeze(1)  # (K, 1, H) (K, 1, V)
         self.K, self.B, self.T, self.E = K, B, TE // E, E
         self.scale = torch.tensor([-lr / B for lr in lrs], dtype=params.C.dtype).view(K, 1, 1)
-        opts = {"dtype": params.C.dtype}
-        self.emb = torch.empty(K, B * self.T, E, **opts)
-        self.z2 = torch.empty(K, B, H, **opts)
-        self.sig = torch.empty(K, B, H, **opts)
-        self.h = torch.empty(K, B, H, **opts)
-        self.minus_ones = torch.full((K, B, H), -1.0, **opts)
-        self.logits = torch.empty(K, B, V, **opts)
-        self.logp = torch.empty(K, B, V, **opts)
-        self.dlogits = torch.empty(K, B, V, **opts)
-        self.minus_one = torch.full((K, B, 1), -1.0, **opts)
-        self.dh = torch.empty(K, B, H, **opts)
-        self.dz = torch.empty(K, B, H, **opts)
-        self.dx = torch.empty(K, B, TE, **opts)
-        self.db1 = torch.empty(K, 1, H, **opts)
-        self.db2 = torch.empty(K, 1, V, **opts)
+        dtype = params.C.dtype
+        self.emb = torch.empty(K, B * self.T, E, dtype=dtype)
+        self.z2 = torch.empty(K, B, H, dtype=dtype)
+        self.sig = torch.empty(K, B, H, dtype=dtype)
+        self.h = torch.empty(K, B, H, dtype=dtype)
+        self.minus_ones = torch.full((K, B, H), -1.0, dtype=dtype)
+        self.logits = torch.empty(K, B, V, dtype=dtype)
+        self.logp = torch.empty(K, B, V, dtype=dtype)
+        self.dlogits = torch.empty(K, B, V, dtype=dtype)
+        self.minus_one = torch.full((K, B, 1), -1.0, dtype=dtype)
+        self.dh = torch.empty(K, B, H, dtype=dtype)
+        self.dz = torch.empty(K, B, H, dtype=dtype)
+        self.dx = torch.empty(K, B, TE, dtype=dtype)
+        self.db1 = torch.empty(K, 1, H, dtype=dtype)
+        self.db2 = torch.empty(K, 1, V, dtype=dtype)
 
     @torch.inference_mode()  # no autograd bookkeeping per call: ~0.2 µs a call here
     def run(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:

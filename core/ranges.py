@@ -8,6 +8,7 @@ these, so a limit is written once. Free of torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.errors import ConfigError
@@ -40,7 +41,7 @@ class FloatRange:
     hint: str = ""  # said after the range, e.g. "(lr = 10**exp)"
 
     def check(self, value: object, what: str | None = None) -> float:
-        above = (lambda v: v > self.low) if self.low_open else (lambda v: v >= self.low)
+        above: Callable[[float], bool] = (lambda v: v > self.low) if self.low_open else (lambda v: v >= self.low)
         if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
                 or not above(value) or value > self.high):
             low = "above" if self.low_open else "from"

@@ -30,7 +30,7 @@ def open_trainer(data: DataConfig, model: ModelConfig, train: TrainConfig, load:
     words = load_words(data.path)
     source = BUILTIN_NAME if data.path is None else str(data.path)
     trainer = Trainer(make_dataset(words, model.block_size, data, source), model, train)
-    if state is not None:
+    if state is not None and load is not None:  # state is None without load
         trainer.apply_checkpoint(state, load)
     return trainer
 

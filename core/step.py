@@ -54,13 +54,13 @@ class SGDStep:
         V, E = params.C.shape
         TE, H = params.W1.shape
         T = TE // E
-        opts = {"dtype": params.C.dtype}
+        dtype = params.C.dtype
         self.bias_token = (TE + E) * H * B <= BIAS_TOKEN_MAX_MACS
         extra = E if self.bias_token else 0  # the constant token's columns of x
-        self.C_ext = torch.zeros(V + 1, E, **opts)  # rows: C, the constant token [1, 0, …]
+        self.C_ext = torch.zeros(V + 1, E, dtype=dtype)  # rows: C, the constant token [1, 0, …]
         self.C_ext[:V] = params.C
         self.C_ext[V, 0] = 1.0
-        self.W1b = torch.zeros(TE + E, H, **opts)  # rows: W1, b1, zeros (the constant token's other dims)
+        self.W1b = torch.zeros(TE + E, H, dtype=dtype)  # rows: W1, b1, zeros (the constant token's other dims)
         self.W1b[:TE], self.W1b[TE] = params.W1, params.b1
         self.W2b = torch.cat([params.W2, params.b2[None]])  # (H+1, V): W2 on top, b2 as the last row
         params.C, params.W1, params.b1 = self.C_ext[:V], self.W1b[:TE], self.W1b[TE]
@@ -68,20 +68,20 @@ class SGDStep:
         self.params = params
         self.batch_size, self.block_size, self.vocab_size = B, T, V
         self.W1_in = self.W1b[: TE + extra]  # what multiplies x: [W1; b1; 0…] or W1 alone
-        self.emb = torch.empty(B * (T + extra // E), E, **opts)  # gathered embeddings
+        self.emb = torch.empty(B * (T + extra // E), E, dtype=dtype)  # gathered embeddings
         self.x = self.emb.view(B, TE + extra)  # the same memory, as the first layer's input
-        self.z2 = torch.empty(B, H, **opts)  # 2 * pre-activation
-        self.sig = torch.empty(B, H, **opts)  # sigmoid(2z)
-        self.h1 = torch.ones(B, H + 1, **opts)  # [h | 1]
+        self.z2 = torch.empty(B, H, dtype=dtype)  # 2 * pre-activation
+        self.sig = torch.empty(B, H, dtype=dtype)  # sigmoid(2z)
+        self.h1 = torch.ones(B, H + 1, dtype=dtype)  # [h | 1]
         self.h = self.h1[:, :H]  # (B, H) tanh activations, a view
-        self.minus_ones = torch.full((B, H), -1.0, **opts)
-        self.logits = torch.empty(V, B, **opts)  # transposed: MKL writes h @ W2 this way ~1.5 µs faster
-        self.dlogits = torch.empty(V, B, **opts)  # B * dloss/dlogits = softmax - onehot, transposed
-        self.minus_one = torch.full((1, B), -1.0, **opts)
-        self.dh = torch.empty(B, H, **opts)
-        self.dz = torch.empty(B, H, **opts)
-        self.db1 = torch.empty(H, **opts)  # used without the constant token only
-        self.dx = torch.zeros(B, TE + extra, **opts)  # -lr * dloss/dx, ready to scatter into C
+        self.minus_ones = torch.full((B, H), -1.0, dtype=dtype)
+        self.logits = torch.empty(V, B, dtype=dtype)  # transposed: MKL writes h @ W2 this way ~1.5 µs faster
+        self.dlogits = torch.empty(V, B, dtype=dtype)  # B * dloss/dlogits = softmax - onehot, transposed
+        self.minus_one = torch.full((1, B), -1.0, dtype=dtype)
+        self.dh = torch.empty(B, H, dtype=dtype)
+        self.dz = torch.empty(B, H, dtype=dtype)
+        self.db1 = torch.empty(H, dtype=dtype)  # used without the constant token only
+        self.dx = torch.zeros(B, TE + extra, dtype=dtype)  # -lr * dloss/dx, ready to scatter into C
         self.dx_rows = self.dx.view(self.emb.shape)
 
     def _token_ids(self, X: torch.Tensor, k: int) -> torch.Tensor:

@@ -84,7 +84,7 @@ class Trainer:
 
     @property
     def lr(self) -> float:
-        return 10.0**self.lr_exponent
+        return float(10.0**self.lr_exponent)  # float ** float is typed Any (a negative base gives a complex)
 
     @property
     def n_params(self) -> int:

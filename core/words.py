@@ -66,10 +66,10 @@ def load_words(path: Path | None = None) -> list[str]:
     if not words:
         raise DataError(f"{shown}: no words (the file is empty or has only blank lines)")
     if BOUNDARY in text:
-        for number, line in enumerate(lines, start=1):
-            if BOUNDARY in line.strip():
+        for number, entry in enumerate(lines, start=1):
+            if BOUNDARY in entry.strip():
                 raise DataError(
-                    f"{shown}:{number}: the word {line.strip()[:40]!r} contains {BOUNDARY!r}, "
+                    f"{shown}:{number}: the word {entry.strip()[:40]!r} contains {BOUNDARY!r}, "
                     "which is reserved as the start/end-of-word token; remove it"
                 )
     return words

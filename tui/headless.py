@@ -132,7 +132,7 @@ def _run_actions(trainer: Trainer, actions: list[Action], settings: Settings, er
             "interrupted": stop(), "compiled": trainer.compiled,
         })
         print(json.dumps(summary), flush=True)
-    return 128 + stop.signal if stop() else 0  # 130 for SIGINT, 143 SIGTERM, 129 SIGHUP, as a shell reports
+    return 128 + stop.signal if stop.signal is not None else 0  # 130 for SIGINT, 143 SIGTERM, 129 SIGHUP, as a shell reports
 
 
 def _execute_with_progress(trainer: Trainer, action: Action, settings: Settings, err: Console,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from core.actions import Action
 from core.verbs import VERBS
@@ -77,7 +77,7 @@ KEYS = (
 BY_NAME = {k.name: k for k in KEYS}
 
 
-def bindings() -> list[Binding]:
+def bindings() -> list[BindingType]:  # what App.BINDINGS is declared as
     return [Binding(k.keys, k.action, k.label, key_display=k.shown.split(" / ")[0], show=k.footer)
             for k in KEYS if k.bound]
 

@@ -14,7 +14,7 @@ import shlex
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.actions import Action, Job
 from core.errors import CharMLPError
@@ -38,7 +38,7 @@ STATUS_INTERVAL_S = 0.2
 class TrainerWorker:
     """The UI thread's handle: start, send, stop, shut down. The Trainer lives in _Session, on the thread."""
 
-    def __init__(self, app: App[object], settings: Settings) -> None:
+    def __init__(self, app: App[Any], settings: Settings) -> None:
         self.app = app
         self.settings = settings
         self.commands: queue.Queue[tuple[int, Command] | None] = queue.Queue()
@@ -139,7 +139,8 @@ class _Session:
         if isinstance(command, LrStep):
             command = Action("lr", (round(trainer.lr_exponent + command.delta, 6),))
         elif isinstance(command, Save):
-            command, force = Action("save", (str(command.path),)), command.force
+            force = command.force
+            command = Action("save", (str(command.path),))
         assert isinstance(command, Action)
         verb = VERBS[command.verb]
         if during_job and not verb.mid_run:
