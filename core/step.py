@@ -1,7 +1,8 @@
 """The training step: forward, hand-written backward and SGD update in 14-16 torch calls, no autograd.
 
-At batch 32 almost all of a step is per-call overhead (~1.5-4 µs a call here), so the step:
-- runs under inference_mode (no autograd bookkeeping per call or per view: ~2.5 µs a step);
+At batch 32 almost all of a step is per-call overhead (each torch call costs more than its
+arithmetic), so the step:
+- runs under inference_mode (no autograd bookkeeping per call or per view);
 - reuses preallocated buffers (`out=`) and views made once, not per step;
 - keeps W2 and b2 in one (H+1, V) tensor and h in a (B, H+1) buffer whose last column is ones,
   so one mm gives h @ W2 + b2 and one addmm_ updates both (two calls fewer);
@@ -11,11 +12,11 @@ At batch 32 almost all of a step is per-call overhead (~1.5-4 µs a call here), 
   matmul over [x | 1, 0, …] and one addmm_ updates W1 and b1. It widens the first layer's
   matmuls by 1/T, which only pays while calls, not arithmetic, dominate (block 8 / emb 24 /
   hidden 512 / batch 256 lost 8% with it);
-- computes tanh as 2·sigmoid(2z) − 1: torch's tanh kernel costs ~8 µs for 32x100 here, sigmoid
-  ~1.6 µs (error ~1e-7 in float32; exact to 1e-15 in float64);
-- keeps the logits transposed, (V, B): MKL writes h @ W2 that way in 3.4 µs instead of 4.9;
+- computes tanh as 2·sigmoid(2z) − 1: torch's sigmoid kernel is several times faster than its
+  tanh at these sizes (error ~1e-7 in float32; exact to 1e-15 in float64);
+- keeps the logits transposed, (V, B): MKL writes h @ W2 faster that way;
 - folds 1/batch into the update's alpha, and adds the embedding gradient with index_add_
-  (2.2 µs, index_put_ 2.7), pre-scaled by the matmul that produces it;
+  (faster than index_put_), pre-scaled by the matmul that produces it;
 - writes each step's log-probabilities into one (k, V, B) tensor and picks the targets' out of
   it once per chunk: no gather and no host sync per step.
 tests/test_model_and_step.py checks it against autograd in float64.
@@ -75,7 +76,7 @@ class SGDStep:
         self.h1 = torch.ones(B, H + 1, dtype=dtype)  # [h | 1]
         self.h = self.h1[:, :H]  # (B, H) tanh activations, a view
         self.minus_ones = torch.full((B, H), -1.0, dtype=dtype)
-        self.logits = torch.empty(V, B, dtype=dtype)  # transposed: MKL writes h @ W2 this way ~1.5 µs faster
+        self.logits = torch.empty(V, B, dtype=dtype)  # transposed: MKL writes h @ W2 faster this way
         self.dlogits = torch.empty(V, B, dtype=dtype)  # B * dloss/dlogits = softmax - onehot, transposed
         self.minus_one = torch.full((1, B), -1.0, dtype=dtype)
         self.dh = torch.empty(B, H, dtype=dtype)
@@ -94,7 +95,7 @@ class SGDStep:
         ids[:, :, :T] = X.reshape(k, B, T)
         return ids.view(k, B * (T + 1))
 
-    @torch.inference_mode()  # no autograd bookkeeping per call and per view: ~2.5 µs a step here
+    @torch.inference_mode()  # no autograd bookkeeping per call and per view
     def run(self, X: torch.Tensor, Y: torch.Tensor, lrs: list[float]) -> torch.Tensor:
         """len(lrs) steps on minibatches X (k, B, T), Y (k, B); returns the k minibatch losses (k,)."""
         k, B, V = len(lrs), self.batch_size, self.vocab_size

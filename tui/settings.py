@@ -120,10 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("running")
     run.add_argument("--load", type=Path, metavar="CKPT", help="start from a checkpoint (its model shape wins over the model flags)")
     run.add_argument("--headless", action="store_true", help="no UI: run --script, print a summary, exit")
-    run.add_argument("--script", metavar="ACTIONS", help="actions to run, e.g. \"run 1000; eval\" (see below)")
+    run.add_argument("--script", metavar="ACTIONS", help="actions to run, separated by ';', e.g. \"run 1000; eval\" (the actions are listed at the end of --help)")
     run.add_argument("--script-file", type=Path, metavar="FILE", help="read the actions from a file (one per line or ';')")
     run.add_argument("--json", action="store_true", help="with --headless: end stdout with one JSON summary line")
-    run.add_argument("--force", action="store_true", help="let 'save' overwrite an existing file")
+    run.add_argument("--force", action="store_true", help="let 'save' overwrite an existing file that this run did not write")
     run.add_argument("--autosave", type=Path, metavar="CKPT",
                      help="save the model to CKPT (atomically, overwriting it) whenever the app or a headless run "
                           "ends: on quit, at the end of the script, and when stopped by Ctrl+C, SIGTERM or SIGHUP")
