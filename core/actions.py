@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import CharMLPError, ScriptError
 from core.jobs import ProgressFn, RunResult, StopFn, ignore_progress, never_stop
-from core.ranges import FloatRange, IntRange
+from core.ranges import FloatRange, IntRange, Name
 
 if TYPE_CHECKING:
     from core.grid import GridResult
@@ -37,11 +37,11 @@ class Arg:
 
     name: str  # as usage shows it: "N", "EXP", "PATH"
     key: str  # the keyword the executor gets
-    kind: IntRange | FloatRange | tuple[str, ...] | type[str]  # a range, a choice of words, or any word
+    kind: IntRange | FloatRange | Name | tuple[str, ...] | type[str]  # a range, a name, a choice of words, any word
     default: Value | None = None  # for an optional argument: the value when it is left out
 
     def parse(self, text: str) -> Value:
-        if isinstance(self.kind, (IntRange, FloatRange)):
+        if isinstance(self.kind, (IntRange, FloatRange, Name)):
             return self.kind.parse(text, self.name)
         if isinstance(self.kind, tuple):
             if text.lower() not in self.kind:
@@ -103,6 +103,7 @@ class Verb:
     options: tuple[Arg, ...] = ()  # given as `--key VALUE`, after the others
     long: bool = False  # a job: reports progress, can be stopped (escape, Ctrl+C)
     mid_run: bool = False  # cheap enough to apply at a running job's chunk boundary (the app's decay mid-run)
+    replayed: bool = True  # False: a session script keeps it as a comment (a replay must not write files)
     check: Callable[[Mapping[str, Any]], None] = lambda values: None  # across arguments, e.g. START < END
 
     def __post_init__(self) -> None:

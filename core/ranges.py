@@ -63,6 +63,24 @@ def _finite(text: str, what: str) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class Name:
+    """A name the script language can carry: one word, no ';' or '#' (they separate and comment)."""
+
+    max_length: int
+    what: str
+
+    def check(self, value: object, what: str | None = None) -> str:
+        if (not isinstance(value, str) or not 1 <= len(value) <= self.max_length
+                or any(c.isspace() or c in ";#" for c in value)):
+            raise ConfigError(f"{what or self.what} is 1 to {self.max_length} characters without spaces, ';' or '#', "
+                              f"got {value!r}")
+        return value
+
+    def parse(self, text: str, what: str | None = None) -> str:
+        return self.check(text, what)
+
+
 def check_span(start: float, end: float, what: str) -> tuple[float, float]:
     """Two learning-rate exponents, start below end (a sweep's or a grid's)."""
     start, end = LR_EXPONENT.check(start, f"{what} START"), LR_EXPONENT.check(end, f"{what} END")
@@ -90,6 +108,7 @@ SWEEP_REPEATS = IntRange(1, 20, "sweep repeats")
 GRID_MODELS = IntRange(2, 128, "grid K")
 GRID_STEPS = IntRange(10, 100_000, "grid STEPS")
 SAMPLES = IntRange(1, 1000, "number of samples")
+SNAPSHOT_NAME = Name(40, "a snapshot name")
 MAX_SNAPSHOTS = 10  # taking one more drops the oldest: memory stays bounded (see core.state.TrainingState)
 DECAY_FACTOR = FloatRange(1.0, 1e6, "decay FACTOR", low_open=True, hint="(the LR is divided by it)")
 ENGINES = ("eager", "compiled")  # what runs the training steps (core.native.engine)

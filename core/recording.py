@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.actions import Action
+from core.verbs import VERBS
 from core.errors import ConfigError
 from core.files import check_target, replace_atomically
 
@@ -30,10 +31,10 @@ class SessionRecord:
     def applied(self, action: Action) -> None:
         """An action other than run, applied successfully. Saving is kept as a comment: a replay
         should not write over the files of the session it replays."""
-        self.lines.append(f"# {action}" if action.verb == "save" else str(action))
+        self.lines.append(str(action) if VERBS[action.verb].replayed else f"# {action}")
 
     def engine_switched(self, engine: str, at_step: int) -> None:
-        """The steps from at_step on run on `engine` (core.actions.ENGINES); may come mid-run."""
+        """The steps from at_step on run on `engine` (core.ranges.ENGINES); may come mid-run."""
         self.split_run(at_step)
         self.lines.append(f"engine {engine}")
 

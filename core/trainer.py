@@ -36,9 +36,6 @@ from core.state import ModelSnapshot, TrainingState
 from core.step import SGDStep, Stepper
 from core.sweep import Ramp, SweepResult, sweep
 
-MAX_SNAPSHOTS = ranges.MAX_SNAPSHOTS
-
-
 class Trainer:
     def __init__(self, dataset: Dataset, model: ModelConfig = ModelConfig(), train: TrainConfig = TrainConfig()) -> None:
         if model.block_size != dataset.block_size:
@@ -93,7 +90,7 @@ class Trainer:
     def set_lr_exponent(self, exponent: float) -> None:
         self.lr_exponent = round(ranges.LR_EXPONENT.check(exponent), 6)
 
-    def decay(self, factor: float = 10.0) -> None:
+    def decay(self, factor: float) -> None:
         """Divide the learning rate by factor (> 1)."""
         self.set_lr_exponent(self.lr_exponent - math.log10(ranges.DECAY_FACTOR.check(factor)))
 
@@ -181,11 +178,10 @@ class Trainer:
         self._before_run = None
 
     def take_snapshot(self, name: str) -> ModelSnapshot:
-        """Keep the current state under `name` (replacing one of that name); at most MAX_SNAPSHOTS,
-        the oldest dropped first."""
-        if not name or any(c.isspace() or c in ";#" for c in name) or len(name) > 40:
-            raise ConfigError(f"a snapshot name is 1 to 40 characters without spaces, ';' or '#', got {name!r}")
-        self.snapshots = [s for s in self.snapshots if s.name != name][-(MAX_SNAPSHOTS - 1) :]
+        """Keep the current state under `name` (replacing one of that name); at most
+        ranges.MAX_SNAPSHOTS, the oldest dropped first."""
+        ranges.SNAPSHOT_NAME.check(name)
+        self.snapshots = [s for s in self.snapshots if s.name != name][-(ranges.MAX_SNAPSHOTS - 1) :]
         kept = ModelSnapshot(name, self.state(), self.split_loss("dev"))
         self.snapshots.append(kept)
         return kept
@@ -266,11 +262,9 @@ class Trainer:
         self._written.add(path.resolve())
         return path
 
-    def load(self, path: Path) -> TrainingState:
+    def load(self, path: Path) -> None:
         """Replace the model by a checkpoint's. Nothing changes if it is refused."""
-        state = load_checkpoint(Path(path).expanduser())
-        self.apply_checkpoint(state, path)
-        return state
+        self.apply_checkpoint(load_checkpoint(Path(path).expanduser()), path)
 
     def apply_checkpoint(self, state: TrainingState, path: Path) -> None:
         if state.vocab_chars != self.dataset.vocab.chars:

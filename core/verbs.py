@@ -2,7 +2,8 @@
 and defaults, whether it is a long job or may apply mid-run, and what executes it.
 
 Adding a verb is one entry here plus the Trainer method it calls. Headless scripts, the app's
-keys and help, the worker's mid-run rule, --help and the README's table all read this list.
+keys and help, the worker's mid-run rule, session recording, --help and the README's table
+(`python scripts/make_readme_tables.py` rewrites it; tests/test_readme.py says when) all read this list.
 Free of torch (the executors only call the Trainer).
 """
 
@@ -143,8 +144,8 @@ VERBS = Registry([
          (Arg("FACTOR", "factor", ranges.DECAY_FACTOR, 10.0),), optional=1, mid_run=True),
     Verb("undo", "undo the last run: parameters, step, learning rate and history as they were before it", _undo),
     Verb("snapshot", f"keep the current state (parameters, step, LR, history) under NAME; at most {ranges.MAX_SNAPSHOTS}", _snapshot,
-         (Arg("NAME", "name", str),), mid_run=True),
-    Verb("restore", "go back to the state kept by 'snapshot NAME'", _restore, (Arg("NAME", "name", str),)),
+         (Arg("NAME", "name", ranges.SNAPSHOT_NAME),), mid_run=True),
+    Verb("restore", "go back to the state kept by 'snapshot NAME'", _restore, (Arg("NAME", "name", ranges.SNAPSHOT_NAME),)),
     Verb("sweep", "LR sweep: one step per LR at 10**linspace(START, END, STEPS), default {defaults}; parameters "
          "restored; --repeats N: N sweeps over different minibatches, their mean, band and the suggestions' spread",
          _sweep, (_lr_bound("start", "START", -3.0), _lr_bound("end", "END", 0.0),
@@ -158,7 +159,7 @@ VERBS = Registry([
     Verb("test", "exact loss on the test split: once, at the end of an experiment, never to choose by", _test),
     Verb("sample", f"N names drawn from the model (1 to {ranges.SAMPLES.high:,})", _sample,
          (Arg("N", "n", ranges.SAMPLES),), mid_run=True),
-    Verb("save", "write a checkpoint", _save, (Arg("PATH", "path", str),), mid_run=True),
+    Verb("save", "write a checkpoint", _save, (Arg("PATH", "path", str),), mid_run=True, replayed=False),
     Verb("load", "replace the model with a checkpoint's", _load, (Arg("PATH", "path", str),)),
     Verb("engine", "what runs the training steps from here: torch's eager step or the compiled (native) one; they "
          "differ in float rounding. A session exported from the app says where it switched, so a replay switches "

@@ -80,3 +80,13 @@ def test_a_history_view_never_changes_after_it_was_taken():
     history.append(0.1, torch.full((2000,), 7.0))  # rows 4.. written again, storage grown
     assert torch.equal(view.loss, before) and len(view) == 10
     assert len(history) == 2004 and float(history.view().loss[5]) == 7.0
+
+
+def test_a_bad_snapshot_name_is_refused_when_the_script_is_checked():
+    with pytest.raises(ScriptError, match="action 2 .*a snapshot name is 1 to 40 characters"):
+        parse_script(f"run 10; snapshot {'x' * 41}")
+
+
+def test_keys_whose_verb_applies_mid_run_say_so():
+    for key in keys.KEYS:
+        assert key.help.endswith("(mid-run too)") == bool(key.verb and VERBS[key.verb].mid_run), key

@@ -41,7 +41,7 @@ def test_snapshot_and_restore_in_a_script(trainer):
 
 def test_snapshots_are_bounded_and_named_sensibly(trainer):
     from core.errors import ConfigError
-    from core.trainer import MAX_SNAPSHOTS
+    from core.ranges import MAX_SNAPSHOTS
 
     for i in range(MAX_SNAPSHOTS + 3):
         trainer.take_snapshot(f"s{i}")

@@ -18,7 +18,7 @@ def test_run_takes_steps_and_records_history(trainer):
 def test_decay_divides_the_learning_rate(trainer):
     trainer.set_lr_exponent(-0.5)
     before = trainer.lr
-    trainer.decay()
+    trainer.decay(10)
     assert trainer.lr == pytest.approx(before / 10)
     trainer.decay(4)
     assert trainer.lr == pytest.approx(before / 40, rel=1e-5)

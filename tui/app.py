@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
 CHART_INTERVAL_S = 1.0  # during a job: every UI redraw takes the GIL from the training thread
-EARLIER_SWEEPS = 3  # kept for the overlay
 
 
 class CharMLPApp(App[int]):
@@ -57,7 +56,7 @@ class CharMLPApp(App[int]):
         self.steps_index = keys.STEPS_PER_RUN.index(keys.DEFAULT_STEPS_PER_RUN)
         self.last_path = "charmlp.pt"
         self.snapshots_taken = 0  # names snapshots s1, s2, …
-        self.sweeps: list[SweepResult] = []  # the latest last, at most EARLIER_SWEEPS + 1
+        self.sweeps: list[SweepResult] = []  # the latest last, at most keys.OVERLAID_SWEEPS + 1
         self.grid: GridResult | None = None
         self.last_finder: str | None = None  # "sweep" or "grid": what `a` adopts from
         self.written_paths: set[Path] = set()  # checkpoints and scripts this app wrote: no question to overwrite
@@ -155,7 +154,7 @@ class CharMLPApp(App[int]):
             self.notify(message.text, severity="error", timeout=8)
 
     def on_sweep_finished(self, message: SweepFinished) -> None:
-        self.sweeps = [*self.sweeps[-EARLIER_SWEEPS:], message.result]
+        self.sweeps = [*self.sweeps[-keys.OVERLAID_SWEEPS :], message.result]
         self.query_one(SweepChart).show_result(message.result, self.sweeps[:-1])
         self.last_finder = "sweep"
         self.refresh_bindings()

@@ -14,7 +14,7 @@ import plotext
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.keys import SWEEP_REPEATS_KEY
+from tui.keys import OVERLAID_SWEEPS, SWEEP_REPEATS_KEY
 
 if TYPE_CHECKING:
     import torch
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 MIN_WIDTH, MIN_HEIGHT = 20, 5  # below this a chart says so instead of drawing garbage
 RAW, TRAIN, DEV, SUGGESTED = 8, "cyan", "yellow", "red"  # ANSI colours: Textual maps them to its theme
 RAW_MARKUP = "bright_black"  # ANSI 8, as markup for the legend
-EARLIER_COLORS = ("blue", "magenta", "yellow")  # up to three earlier sweeps overlaid
+EARLIER_COLORS = ("blue", "magenta", "yellow")[:OVERLAID_SWEEPS]  # one per earlier sweep overlaid
 GRID = "green"  # the LR grid's points
 
 plotext.terminal.limit(False, False)  # the widget decides the size, not the terminal plotext finds (80x24 in tests)

@@ -15,6 +15,7 @@ DEFAULT_STEPS_PER_RUN = 10_000
 LR_STEP = 0.1  # what ↑ and ↓ add to the LR exponent
 SAMPLES_PER_PRESS = 10
 SWEEP_REPEATS_KEY = 5  # S: how many sweeps
+OVERLAID_SWEEPS = 3  # o: how many earlier sweeps the sweep chart overlays
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,23 @@ class Key:
     verb: str | None = None  # the action verb it sends (core.verbs): greyed out during a job unless mid_run
     bound: bool = True  # False: Textual binds it itself (the command palette)
 
+    def __post_init__(self) -> None:
+        """Keys whose verb applies mid-run say so: written once, in core.verbs."""
+        if self.verb is not None and VERBS[self.verb].mid_run:
+            object.__setattr__(self, "help", f"{self.help} (mid-run too)")
+
     @property
     def name(self) -> str:
         """The action without its arguments, as check_action gets it."""
         return self.action.split("(")[0]
+
+
+def _short(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k" if n >= 1000 else str(n)
+
+
+def _decay_factor() -> str:
+    return f"{VERBS['decay'].values(Action('decay'))['factor']:g}"
 
 
 def _grid_help() -> str:
@@ -42,24 +56,24 @@ def _grid_help() -> str:
 
 KEYS = (
     Key("space,enter", "run", "run N", "run N steps at the current learning rate", "space / enter", verb="run"),
-    Key("right_square_bracket", "steps(1)", "N+", "N larger (100, 1k, 10k, 100k, 1M)", "]", footer=False),
+    Key("right_square_bracket", "steps(1)", "N+", f"N larger ({', '.join(map(_short, STEPS_PER_RUN))})", "]", footer=False),
     Key("left_square_bracket", "steps(-1)", "N-", "N smaller", "[", footer=False),
     Key("s", "sweep", "sweep", "LR sweep from the current parameters (restored afterwards)", "s", verb="sweep"),
     Key("S", f"sweep({SWEEP_REPEATS_KEY})", f"{SWEEP_REPEATS_KEY} sweeps",
         f"{SWEEP_REPEATS_KEY} sweeps over different minibatches: their mean, band and the suggestions' spread", "S",
         footer=False, verb="sweep"),
     Key("G", "grid", "LR grid", _grid_help(), "G", footer=False, verb="grid"),
-    Key("o", "overlay", "overlay", "overlay the earlier sweeps (up to three, labelled by step) on the sweep chart", "o",
+    Key("o", "overlay", "overlay", f"overlay the earlier sweeps (up to {OVERLAID_SWEEPS}, labelled by step) on the sweep chart", "o",
         footer=False),
     Key("a", "adopt", "adopt", "adopt the suggestion of the latest sweep, or the latest grid's best exponent", "a",
         verb="lr"),
-    Key("up,plus", "lr(1)", "LR+", f"learning-rate exponent +{LR_STEP} (mid-run too)", "↑ / +", verb="lr"),
-    Key("down,minus", "lr(-1)", "LR-", f"learning-rate exponent -{LR_STEP} (mid-run too)", "↓ / -", verb="lr"),
-    Key("d", "decay", "decay", "decay: learning rate / 10 (mid-run too)", "d", verb="decay"),
+    Key("up,plus", "lr(1)", "LR+", f"learning-rate exponent +{LR_STEP}", "↑ / +", verb="lr"),
+    Key("down,minus", "lr(-1)", "LR-", f"learning-rate exponent -{LR_STEP}", "↓ / -", verb="lr"),
+    Key("d", "decay", "decay", f"decay: learning rate / {_decay_factor()}", "d", verb="decay"),
     Key("e", "evaluate", "eval", "exact full train and dev loss now", "e", verb="eval"),
     Key("g", "sample", "sample", f"sample {SAMPLES_PER_PRESS} names", "g", verb="sample"),
     Key("u", "undo", "undo", "undo the last run: parameters, step, LR and history as before it", "u", verb="undo"),
-    Key("z", "snapshot", "snapshot", "take a snapshot of the state (mid-run too)", "z", footer=False, verb="snapshot"),
+    Key("z", "snapshot", "snapshot", "take a snapshot of the state", "z", footer=False, verb="snapshot"),
     Key("Z", "snapshots", "snapshots", "list the snapshots with their dev loss; enter restores one", "Z", footer=False,
         verb="restore"),
     Key("r", "reset", "reset", "reset: new parameters from the seed, history cleared", "r", verb="reset"),

@@ -14,6 +14,8 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Label, ProgressBar, Static
 
+from tui.keys import DEFAULT_STEPS_PER_RUN
+
 if TYPE_CHECKING:
     from tui.messages import TrainingStatus
 
@@ -35,7 +37,7 @@ class StatusPanel(Vertical):
         super().__init__(**kwargs)
         self.border_title = "status"
         self.status: TrainingStatus | None = None
-        self.steps_per_run = 1000
+        self.steps_per_run = DEFAULT_STEPS_PER_RUN
         self._about: list[tuple[str, str]] = []
 
     def compose(self) -> ComposeResult:

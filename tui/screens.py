@@ -13,6 +13,7 @@ from textual.content import Content
 from textual.widgets import Button, Input, Label, OptionList, Static
 
 from core.actions import Action
+from core.config import TrainConfig
 from core.ranges import MAX_SNAPSHOTS
 from core.verbs import VERBS
 from tui.keys import KEYS
@@ -25,11 +26,12 @@ def help_text() -> Content:
     """The help as styled text (a Markdown widget is slow to open over SSH), from tui.keys and core.verbs."""
     keys = [(f"  {key.shown:<16} ", "bold $accent") for key in KEYS]
     verbs = [(f"  {verb.usage:<24} ", "bold $accent") for verb in VERBS]
-    sweep = VERBS["sweep"].values(Action("sweep"))
+    sweep, decay = VERBS["sweep"].values(Action("sweep")), VERBS["decay"].values(Action("decay"))
     return Content.assemble(
         ("charmlp-tui\n\n", "bold"),
         "Train makemore part 2's character-level MLP and find its learning rate. Keys work while a "
-        "run goes on: LR changes and decay apply at the next chunk boundary (every 200 steps). "
+        f"run goes on: LR changes and decay apply at the next chunk boundary (every {TrainConfig().chunk_steps} "
+        "steps). "
         "Greyed-out keys make no sense right now (e.g. run while running).\n\n",
         ("Keys\n", "bold"),
         *[part for styled, key in zip(keys, KEYS) for part in (styled, f"{key.help}\n")],
@@ -37,7 +39,7 @@ def help_text() -> Content:
         f"  1. s sweeps the LR from 10^{sweep['start']:g} to 10^{sweep['end']:g}, one step each, and marks a "
         "suggestion.\n"
         "  2. a adopts it; space runs N steps ([ ] change N); watch the loss.\n"
-        "  3. When the loss flattens, d decays the LR by 10; run on; e measures the full loss.\n"
+        f"  3. When the loss flattens, d decays the LR by {decay['factor']:g}; run on; e measures the full loss.\n"
         "  4. u undoes a run that went wrong (a blown-up LR, a decay too early).\n",
         ("\nHeadless script actions", "bold"), ' (charmlp-tui --headless --script "…")\n',
         *[part for styled, verb in zip(verbs, VERBS) for part in (styled, f"{verb.help}\n")],

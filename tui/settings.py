@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from core import ranges
-from core.config import LECTURE_SEED, DataConfig, ModelConfig, TrainConfig
+from core.config import DataConfig, ModelConfig, TrainConfig
 from core.errors import CharMLPError
 from core.verbs import VERBS
 
@@ -28,15 +28,15 @@ class Settings:
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
-    load: Path | None = None
-    headless: bool = False
-    script: str | None = None
-    json: bool = False
-    force: bool = False
-    threads: int = 1
-    eval_every_s: float = 1.0
-    compile: bool = True  # build the native training steps in the background (core.native)
-    autosave: Path | None = None  # where to save the model when the app or a headless run ends, however it ends
+    load: Path | None
+    headless: bool
+    script: str | None
+    json: bool
+    force: bool
+    threads: int
+    eval_every_s: float
+    compile: bool  # build the native training steps in the background (core.native)
+    autosave: Path | None  # where to save the model when the app or a headless run ends, however it ends
 
     def to_argv(self) -> list[str]:
         """The flags that rebuild this model on this data (paths made absolute): what a replay of
@@ -99,17 +99,23 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, metavar="PATH",
                       help="UTF-8 text file, one word per line (default: the built-in 32,000 US SSA names)")
-    data.add_argument("--split", type=_split, default=(0.8, 0.1, 0.1), metavar="TRAIN,DEV,TEST",
-                      help="fractions of the shuffled words per split (default 0.8,0.1,0.1; 1,0,0 trains on all)")
+    d, m, t = DataConfig(), ModelConfig(), TrainConfig()  # the defaults live there
+    data.add_argument("--split", type=_split, default=d.split, metavar="TRAIN,DEV,TEST",
+                      help=f"fractions of the shuffled words per split (default {','.join(f'{f:g}' for f in d.split)}; "
+                           "1,0,0 trains on all)")
     model = parser.add_argument_group("model")
-    model.add_argument("--block-size", type=int, default=3, metavar="N", help="characters of context (default 3)")
-    model.add_argument("--emb-dim", type=int, default=2, metavar="N", help="embedding width per character (default 2)")
-    model.add_argument("--hidden", type=int, default=100, metavar="N", help="tanh hidden units (default 100)")
-    model.add_argument("--seed", type=int, default=LECTURE_SEED, metavar="N",
-                       help=f"seed of the initial parameters and minibatches (default {LECTURE_SEED}, the lecture's)")
+    model.add_argument("--block-size", type=int, default=m.block_size, metavar="N",
+                       help="characters of context (default %(default)s)")
+    model.add_argument("--emb-dim", type=int, default=m.emb_dim, metavar="N",
+                       help="embedding width per character (default %(default)s)")
+    model.add_argument("--hidden", type=int, default=m.hidden, metavar="N", help="tanh hidden units (default %(default)s)")
+    model.add_argument("--seed", type=int, default=m.seed, metavar="N",
+                       help="seed of the initial parameters and minibatches (default %(default)s, the lecture's)")
     train = parser.add_argument_group("training")
-    train.add_argument("--batch-size", type=int, default=32, metavar="N", help="examples per minibatch (default 32)")
-    train.add_argument("--lr-exp", type=float, default=-1.0, metavar="X", help="learning rate 10**X (default -1, lr 0.1)")
+    train.add_argument("--batch-size", type=int, default=t.batch_size, metavar="N",
+                       help="examples per minibatch (default %(default)s)")
+    train.add_argument("--lr-exp", type=float, default=t.lr_exponent, metavar="X",
+                       help=f"learning rate 10**X (default {t.lr_exponent:g}, lr {10 ** t.lr_exponent:g})")
     train.add_argument("--threads", type=_in(ranges.THREADS), default=1, metavar="N",
                        help="torch CPU threads (default 1: at batch 32 a second thread only adds hand-off cost)")
     train.add_argument("--no-compile", dest="compile", action="store_false",

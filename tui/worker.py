@@ -1,8 +1,8 @@
 """The one thread that owns the Trainer. The UI sends it commands and renders what it posts back.
 
 Commands queue up while the worker is idle; while a run or sweep is going, the ones whose verb
-may apply mid-run (core.verbs: LR changes, decay, evaluation, samples, save) are applied at the
-next chunk boundary, which is the point of the tool: decay mid-run. The worker posts the training
+may apply mid-run (Verb.mid_run in core.verbs) are applied at the next chunk boundary, which is
+the point of the tool: decay mid-run. The worker posts the training
 status at most 5 times a second, never once per step, and never touches a widget.
 """
 
@@ -44,6 +44,7 @@ class TrainerWorker:
         self.commands: queue.Queue[tuple[int, Command] | None] = queue.Queue()
         self.stop_job = threading.Event()
         self._numbers = itertools.count(1)  # each command is numbered; the status says which was taken last
+        self._sending = threading.Lock()  # numbers reach the queue in order: the compile thread sends too
         self.working = False  # applying a command taken from the queue (read by tests and benchmarks)
         self.exit_note: str | None = None  # a line for the terminal after the app has gone (the autosave)
         self.thread = threading.Thread(target=self._main, name="charmlp-trainer", daemon=True)
@@ -53,8 +54,9 @@ class TrainerWorker:
 
     def send(self, command: Command) -> int:
         """Queue a command; returns its number (TrainingStatus.taken reaches it once taken up)."""
-        number = next(self._numbers)  # atomic: the compile thread sends too
-        self.commands.put((number, command))
+        with self._sending:
+            number = next(self._numbers)
+            self.commands.put((number, command))
         return number
 
     def stop(self) -> None:
