@@ -97,7 +97,8 @@ class ProgressRow(Horizontal):
         bar = self.query_one(ProgressBar)
         rate = self.query_one("#rate", Label)
         if s.job:
-            bar.visible = True
+            if not bar.visible:  # setting it restyles the bar and its parts, every time
+                bar.visible = True
             bar.update(total=s.total, progress=s.done)
             left = f", {(s.total - s.done) / s.rate:,.0f} s left" if s.rate else ""
             rate.update(f"{s.job}: {s.rate:,.0f} steps/s{left}" if s.rate else s.job, layout=False)
