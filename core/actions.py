@@ -2,14 +2,17 @@
 
     sweep; lr -1; run 20000; decay; run 10000; eval; sample 10
 
-Actions are separated by ';' or new lines; '#' starts a comment. A script is parsed and
-checked whole before anything runs, so a typo in the last action costs nothing. The verbs
+Actions are separated by ';' or new lines; '#' starts a comment; words are split as a POSIX
+shell splits them, so `load "my model.pt"` keeps its space. A script is parsed and checked whole
+before anything runs, so a typo in the last action costs nothing. The verbs
 themselves are declared once, in core.verbs; everything else (the parser here, the command
 line's --help, the app's help and keys, the worker, the README's table) is derived from there.
 Free of torch, so the command line can check a script before loading anything.
 """
 
 from __future__ import annotations
+
+import shlex
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -67,7 +70,29 @@ class Action:
 
 
 def _word(value: Value) -> str:
-    return f"{value:.10g}" if isinstance(value, float) else str(value)
+    return f"{value:.10g}" if isinstance(value, float) else shlex.quote(value) if isinstance(value, str) else str(value)
+
+
+def _pieces(text: str) -> Iterator[list[str]]:
+    """The words of each action. Words split as a POSIX shell splits them (quotes keep spaces, ';'
+    and '#' in a word: `load "my model.pt"`); ';' and line ends separate actions; '#' outside
+    quotes starts a comment."""
+    for number, line in enumerate(text.splitlines(), start=1):  # \n, \r\n and \r alike
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";")
+        lexer.whitespace_split, lexer.commenters = True, "#"
+        try:
+            tokens = list(lexer)
+        except ValueError as e:  # an unclosed quote
+            raise ScriptError(f"line {number} {line.strip()[:60]!r}: {str(e).lower()}") from None
+        words: list[str] = []
+        for token in tokens:
+            if token.strip(";"):
+                words.append(token)
+            elif words:  # a run of ';' ends the action
+                yield words
+                words = []
+        if words:
+            yield words
 
 
 @dataclass
@@ -139,10 +164,14 @@ class Registry:
     def __iter__(self) -> Iterator[Verb]:
         return iter(self._verbs.values())
 
-    def parse_action(self, text: str, where: str = "action") -> Action:
-        words = text.split()
+    def parse_action(self, text: str) -> Action:
+        """One action, e.g. `load "my model.pt"`."""
+        [action] = self.parse_script(text)
+        return action
+
+    def _parse(self, words: list[str], where: str) -> Action:
         name, given = words[0].lower(), words[1:]
-        where = f"{where} {text.strip()!r}"
+        where = f"{where} {' '.join(words)!r}"
         if name not in self._verbs:
             raise ScriptError(f"{where}: unknown action {name!r}; actions are {', '.join(self._verbs)}")
         verb = self._verbs[name]
@@ -176,9 +205,8 @@ class Registry:
     def parse_script(self, text: str) -> list[Action]:
         """Every action of a script, or ScriptError naming the first bad one (by number)."""
         actions: list[Action] = []
-        pieces = [p.split("#", 1)[0].strip() for line in text.splitlines() for p in line.split(";")]
-        for piece in (p for p in pieces if p):
-            actions.append(self.parse_action(piece, f"action {len(actions) + 1}"))
+        for words in _pieces(text):
+            actions.append(self._parse(words, f"action {len(actions) + 1}"))
         if not actions:
             raise ScriptError("the script has no actions")
         return actions

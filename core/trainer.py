@@ -226,8 +226,14 @@ class Trainer:
         return bigram_loss(ds.train.X, ds.train.Y, ds.dev.X, ds.dev.Y, ds.vocab.size)
 
     def sample(self, n: int) -> list[str]:
-        return sample_names(self.params, self.dataset.vocab, self.model_config.block_size, ranges.SAMPLES.check(n),
-                            self._sample_gen)
+        n = ranges.SAMPLES.check(n)
+        try:
+            return sample_names(self.params, self.dataset.vocab, self.model_config.block_size, n, self._sample_gen)
+        except RuntimeError as e:  # torch.multinomial refuses inf or nan probabilities
+            if "probability" not in str(e):
+                raise
+            raise ConfigError("the model's next-character probabilities are not finite numbers (its weights are too "
+                              "large); reset, undo or load a checkpoint before sampling") from None
 
     # ---- finding a learning rate (core.sweep, core.grid) -----------------------------------
     def sweep(self, start: float, end: float, steps: int, repeats: int = 1, on_progress: ProgressFn = ignore_progress,

@@ -46,13 +46,13 @@ def _run(t: Trainer, v: Values, job: Job) -> Outcome:
     result = t.run(n, job.on_progress, job.should_stop)
     if result.divergence:
         d = result.divergence
-        text = (f"run {n}: loss blew up at step {d.at_step} (minibatch loss {d.loss:.4g}, lr {t.lr:.4g}); "
-                f"stopped and rolled back to step {d.restored_step}")
-    else:
-        text = f"run {n}: step {t.step}, minibatch loss {result.last_loss:.4f}, {result.steps_per_s:,.0f} steps/s"
-        if result.stopped:
-            text += f" (stopped after {result.steps} steps)"
-    return Outcome(text, run=result)
+        kept = f"{result.steps:,} steps kept" if result.steps else "no step kept"
+        return Outcome(f"run {n}: the loss blew up at step {d.at_step:,} (minibatch loss {d.loss:.4g} at lr {t.lr:.4g}); "
+                       f"{kept}, parameters rolled back to step {d.restored_step:,}; lower the learning rate", run=result)
+    if result.last_loss is None:  # stopped before its first chunk ended
+        return Outcome(f"run {n}: stopped before its first step; nothing changed (step {t.step:,})", run=result)
+    text = f"run {n}: step {t.step}, minibatch loss {result.last_loss:.4f}, {result.steps_per_s:,.0f} steps/s"
+    return Outcome(text + (f" (stopped after {result.steps} steps)" if result.stopped else ""), run=result)
 
 
 def _undo(t: Trainer, v: Values, job: Job) -> Outcome:

@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 from core.actions import Action
 from core.errors import CharMLPError
 from core.verbs import parse_script
-from tui.settings import EXIT_USAGE, parse_settings
+from tui.settings import EXIT_OUTPUT, EXIT_USAGE, parse_settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Standard streams as Unix tools treat them: a closed pipe (`… | head -1`) ends the program
+    quietly, a full disk says so in one line, a name the locale cannot encode is escaped."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
+    except OSError as e:  # everything else the program reads or writes is reported where it happens
+        _silence_stdout()
+        try:
+            print(f"charmlp-tui: error: cannot write the output ({e.strerror or e})", file=sys.stderr, flush=True)
+        except OSError:
+            pass
+        return EXIT_OUTPUT
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit finds nowhere to fail."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to flush into
+        pass
+    finally:
+        os.close(null)
+
+
+def _main(argv: list[str] | None) -> int:
     settings = parse_settings(argv)
     actions: list[Action] = []
     if settings.script is not None:  # refuse a bad script before anything is loaded

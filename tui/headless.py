@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import time
 from types import FrameType
@@ -130,7 +131,7 @@ def _run_actions(trainer: Trainer, actions: list[Action], settings: Settings, er
             "steps_per_s": round(steps / train_seconds, 1) if train_seconds else None,
             "interrupted": stop(), "compiled": trainer.compiled,
         })
-        print(json.dumps(summary), flush=True)
+        print(json.dumps(_finite_or_null(summary), allow_nan=False), flush=True)
     return 128 + stop.signal if stop.signal is not None else 0  # 130 for SIGINT, 143 SIGTERM, 129 SIGHUP, as a shell reports
 
 
@@ -157,6 +158,17 @@ def _describe(trainer: Trainer, err: Console) -> None:
               f"train {sizes['train']:,} / dev {sizes['dev']:,} / test {sizes['test']:,}", markup=False, highlight=False, soft_wrap=True)
     err.print(f"model: block {m.block_size}, emb {m.emb_dim}, hidden {m.hidden}, {trainer.n_params:,} parameters; "
               f"step {trainer.step}, lr exponent {trainer.lr_exponent:g}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _finite_or_null(value: object) -> object:
+    """JSON has no NaN or Infinity: a loss that is not a finite number is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
 
 
 def _fmt(value: float | None) -> str:

@@ -78,10 +78,17 @@ class TrainerWorker:
         s = self.settings
         try:
             trainer = open_trainer(s.data, s.model, s.train, s.load)
+            session = _Session(self, trainer)
         except CharMLPError as e:
             self.app.post_message(TrainerFailed(str(e)))
             return
-        session = _Session(self, trainer)
+        except MemoryError:
+            self.app.post_message(TrainerFailed("not enough memory to build the dataset and the model; try a smaller "
+                                                "words file, --block-size or model"))
+            return
+        except Exception as e:  # a bug: say so instead of "loading…" for ever
+            self.app.post_message(TrainerFailed(f"internal error {type(e).__name__}: {e}"))
+            return
         try:
             session.serve()
         finally:
