@@ -9,6 +9,7 @@ from core.checkpoint import load_checkpoint
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.dataset import make_dataset
 from core.errors import CharMLPError
+from core.reading import shown_path
 from core.trainer import Trainer
 from core.words import BUILTIN_NAME, load_words
 
@@ -19,7 +20,7 @@ def autosave(trainer: Trainer, path: Path) -> str:
         trainer.save(path, force=True)
     except CharMLPError as e:
         return f"error: autosave failed: {e}"
-    return f"saved the model to {path} (step {trainer.step})"
+    return f"saved the model to {shown_path(path)} (step {trainer.step})"
 
 
 def open_trainer(data: DataConfig, model: ModelConfig, train: TrainConfig, load: Path | None = None) -> Trainer:
@@ -28,7 +29,7 @@ def open_trainer(data: DataConfig, model: ModelConfig, train: TrainConfig, load:
     if state is not None:
         model = state.model
     words = load_words(data.path)
-    source = BUILTIN_NAME if data.path is None else str(data.path)
+    source = BUILTIN_NAME if data.path is None else shown_path(data.path)  # shown on screen: escaped
     trainer = Trainer(make_dataset(words, model.block_size, data, source), model, train)
     if state is not None and load is not None:  # state is None without load
         trainer.apply_checkpoint(state, load)
