@@ -6,6 +6,7 @@ Free of textual and torch, so `--help` and a bad flag answer at once.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -14,7 +15,9 @@ from typing import NoReturn
 
 from core import ranges
 from core.config import DataConfig, ModelConfig, TrainConfig
-from core.errors import CharMLPError
+from core.errors import CharMLPError, ConfigError, ScriptError
+from core.files import check_target, protect
+from core.reading import describe_char, first_unprintable, read_regular_file, shown_path, text_lines
 from core.verbs import VERBS
 
 EXIT_USAGE = 2  # bad flags, bad input files, bad scripts
@@ -139,6 +142,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SCRIPT_MAX_BYTES = 1 << 20  # a script of 1 MiB is some 100,000 actions: plenty
+
+
+def _read_script(path: Path) -> str:
+    """--script-file's text: a regular file of at most SCRIPT_MAX_BYTES (core.reading), UTF-8,
+    \\r\\n, \\r or \\n ending a line, no character that is not printable but a tab (an ESC
+    would reach the terminal in an error message); registered as an input never written over."""
+    shown = f"--script-file {shown_path(path)}"
+    raw = read_regular_file(path, SCRIPT_MAX_BYTES, ScriptError, "script file", shown,
+                            missing="cannot be read (no such file)")
+    protect(path, "script file")
+    lines = text_lines(raw, shown, ScriptError, "a UTF-8 text file of actions")
+    for number, line in enumerate(lines, start=1):
+        bad = first_unprintable(line, allowed="\t")
+        if bad is not None:
+            raise ScriptError(f"{shown}:{number}: {describe_char(bad)} in {line[:40]!r}; a script is printable "
+                              "text, remove it")
+    return "\n".join(lines)
+
+
+def _check_autosave(path: Path, data: Path | None) -> None:
+    """Refuse, before any work, an --autosave that could never be written or must never be: a
+    folder, a device or FIFO, the words or script file, a missing or read-only folder (core.files
+    refuses the same at the save itself)."""
+    shown = f"--autosave {shown_path(path)}"
+    if data is not None:
+        protect(data, "words file")  # load_words registers it too; here the check comes before the data
+    try:
+        check_target(path, True, set(), ConfigError, "model.pt", "")
+    except CharMLPError as e:
+        raise ConfigError(f"--autosave: {e}") from None
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"{shown}: the folder {shown_path(folder)} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"{shown}: the folder {shown_path(folder)} cannot be written (read-only or no permission); "
+                          "give another place")
+
+
 def parse_settings(argv: list[str] | None) -> Settings:
     """Parse and validate; exits with status 2 and a one-line message on any bad flag."""
     parser = build_parser()
@@ -148,20 +190,14 @@ def parse_settings(argv: list[str] | None) -> Settings:
         if args.script_file is not None:
             if script is not None:
                 parser.error("give --script or --script-file, not both")
-            try:
-                script = args.script_file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                parser.error(f"--script-file {args.script_file}: cannot be read ({getattr(e, 'strerror', None) or e})")
+            script = _read_script(args.script_file)
         if args.headless and script is None:
             parser.error("--headless needs --script or --script-file")
         if args.json and not args.headless:
             parser.error("--json needs --headless")
         autosave = args.autosave.expanduser() if args.autosave is not None else None
         if autosave is not None:
-            if autosave.is_dir():
-                parser.error(f"--autosave {args.autosave}: is a directory; give a file name such as {autosave / 'model.pt'}")
-            if not autosave.parent.is_dir():
-                parser.error(f"--autosave {args.autosave}: the folder {autosave.parent} does not exist")
+            _check_autosave(autosave, args.data)
         return Settings(
             data=DataConfig(path=args.data, split=args.split),
             model=ModelConfig(block_size=args.block_size, emb_dim=args.emb_dim, hidden=args.hidden, seed=args.seed),
