@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import ranges
 from core.actions import Action, Arg, Job, Outcome, Registry, Verb
+from core.reading import shown_path
 
 if TYPE_CHECKING:
     from core.trainer import Trainer
@@ -111,12 +112,12 @@ def _sample(t: Trainer, v: Values, job: Job) -> Outcome:
 
 def _save(t: Trainer, v: Values, job: Job) -> Outcome:
     path = t.save(Path(v["path"]), force=job.force)
-    return Outcome(f"save: wrote {path} (step {t.step})")
+    return Outcome(f"save: wrote {shown_path(path)} (step {t.step})")
 
 
 def _load(t: Trainer, v: Values, job: Job) -> Outcome:
     t.load(Path(v["path"]))
-    return Outcome(f"load: {v['path']} (step {t.step}, lr exponent {t.lr_exponent:g})")
+    return Outcome(f"load: {shown_path(v['path'])} (step {t.step}, lr exponent {t.lr_exponent:g})")
 
 
 def _engine(t: Trainer, v: Values, job: Job) -> Outcome:

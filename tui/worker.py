@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from core.actions import Action, Job
 from core.errors import CharMLPError
 from core.jobs import Progress
+from core.reading import shown_path
 from core.recording import SessionRecord, write_script
 from core.verbs import VERBS
 from tui.messages import (Command, Export, Facts, GridFinished, Logged, LrStep, Probe, Refresh, Save, SnapshotRow,
@@ -219,7 +220,7 @@ class _Session:
         except CharMLPError as e:
             self._log(f"export: {e}", error=True)
             return
-        self._log(f"export: wrote {path} ({len(self.record.lines)} actions)")
+        self._log(f"export: wrote {shown_path(path)} ({len(self.record.lines)} actions)")
 
     def _switched(self, at_step: int) -> None:
         """On this thread, from the trainer: the compiled steps run from at_step (recorded for a replay)."""
