@@ -8,6 +8,12 @@ source, compiler, flags and CPU, so a later start only loads it. core.native.eng
 a background thread and switches at a chunk boundary; where there is no compiler, or the build
 fails, the eager step stays.
 
+A cached library is loaded only after its SHA-256 and size match the record written beside it
+(`<library>.sha256`, written after the library, both through a temporary name and a rename): a
+library cut short by a crash or a full disk would otherwise be mapped and kill the process with
+SIGBUS, leaving the terminal in the app's state. Anything else there (no record, a record that
+disagrees, a directory, a FIFO, a link) is built again, and the build's one line says why.
+
 Same math as core.step within float noise (tests/test_native.py). ctypes releases the GIL for
 the call, so the UI thread and a second training thread run alongside it.
 """
@@ -19,6 +25,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -73,18 +80,100 @@ def _library_path(cache_dir: Path, compiler: str) -> Path:
     return cache_dir / f"sgd_chunk-{key.hexdigest()[:16]}.so"
 
 
+def _record_path(library: Path) -> Path:
+    """The record beside a library: its SHA-256 and size."""
+    return library.with_name(library.name + ".sha256")
+
+
+MAX_LIBRARY_BYTES = 64 << 20  # far above the ~100 KB a build makes: a record claiming more is not believed
+MAX_RECORD_BYTES = 256
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `limit` bytes. Opened without
+    following a link and without blocking, so a FIFO put there cannot hang the start. Raises
+    OSError, or ValueError saying what is wrong."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"is {info.st_size:,} bytes, more than {limit:,}")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit + 1)
+    finally:
+        os.close(fd)
+
+
+def _fingerprint(data: bytes) -> str:
+    return f"sha256 {hashlib.sha256(data).hexdigest()}\nsize {len(data)}\n"
+
+
+def _check_cached(library: Path) -> str | None:
+    """None if the library matches the record beside it, else why not, in a few words."""
+    try:
+        record = _read_regular(_record_path(library), MAX_RECORD_BYTES).decode("ascii")
+    except FileNotFoundError:
+        return "it has no checksum beside it"
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        return f"its checksum file cannot be read ({getattr(e, 'strerror', None) or e})"
+    try:
+        data = _read_regular(library, MAX_LIBRARY_BYTES)
+    except (OSError, ValueError) as e:
+        return f"it {e}" if isinstance(e, ValueError) else f"it cannot be read ({e.strerror or e})"
+    if record != _fingerprint(data):
+        return "its size or checksum differs from the record beside it"
+    return None
+
+
+def _remove(path: Path) -> None:
+    """Clear the way for a new library: a file, link or FIFO goes; an empty directory goes; a
+    folder with things in it stays (the install then fails and the build goes to a temporary
+    folder)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _write_replacing(target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def _compile(compiler: str, target: Path) -> None:
     """Build into a temporary file next to target, then rename: another process starting at the
-    same moment sees either no library or a whole one."""
+    same moment sees either no library or a whole one. The record of its checksum follows, the
+    same way: a crash between the two leaves a library without a record, which is built again."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
+        _run_compiler(compiler, Path(tmp))
+        fingerprint = _fingerprint(Path(tmp).read_bytes())
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    _write_replacing(_record_path(target), fingerprint.encode("ascii"))
+
+
+def _run_compiler(compiler: str, output: Path) -> None:
+    """Compile SOURCE into `output`, trying each of ARCH_FLAGS in turn. Raises BuildError."""
+    error = f"{compiler} failed"
+    try:
         for arch in ARCH_FLAGS:
-            done = subprocess.run([compiler, *FLAGS, *arch, "-o", tmp, str(SOURCE)], check=False, capture_output=True,
-                                  text=True, timeout=BUILD_TIMEOUT_S)
+            done = subprocess.run([compiler, *FLAGS, *arch, "-o", str(output), str(SOURCE)], check=False,
+                                  capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
             if done.returncode == 0:
-                os.replace(tmp, target)
                 return
             if arch == ARCH_FLAGS[0]:  # the error worth showing is the first one
                 first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[:200])
@@ -92,8 +181,6 @@ def _compile(compiler: str, target: Path) -> None:
         raise BuildError(error)
     except subprocess.TimeoutExpired as e:
         raise BuildError(f"{compiler} took over {BUILD_TIMEOUT_S} s") from e
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class NativeKernel:
@@ -137,22 +224,28 @@ def suits(params: Params, batch_size: int) -> bool:
 
 
 def build(cache_dir: Path | None = None) -> tuple[NativeKernel, str]:
-    """Build (or find in the cache) and load the library: (kernel, one line saying how). Slow the
-    first time (~1 s): run it off the training thread. Raises BuildError."""
+    """Build (or find in the cache, checked against its record) and load the library: (kernel, one
+    line saying how). Slow the first time (~1 s): run it off the training thread. Raises BuildError."""
     t0 = time.perf_counter()
     compiler = _compiler()
     path = _library_path(cache_dir or default_cache_dir(), compiler)
-    if path.exists():
-        try:
-            return NativeKernel(path), f"from the cache in {time.perf_counter() - t0:.1f} s"
-        except BuildError:  # a damaged file (a disk that filled up, say): build it again
-            path.unlink(missing_ok=True)
+    why = None
+    if os.path.lexists(path):
+        why = _check_cached(path)
+        if why is None:
+            try:
+                return NativeKernel(path), f"from the cache in {time.perf_counter() - t0:.1f} s"
+            except BuildError as e:  # whole but not loadable here: build it again
+                why = str(e).splitlines()[0][:200]
+        _remove(_record_path(path))
+        _remove(path)
     try:
         _compile(compiler, path)
     except OSError:  # the cache folder cannot be written: build for this process only
         path = Path(tempfile.mkdtemp(prefix="charmlp-native-")) / path.name
         _compile(compiler, path)
-    return NativeKernel(path), f"built with {compiler} in {time.perf_counter() - t0:.1f} s"
+    again = f"; the cached library was not used: {why}" if why else ""
+    return NativeKernel(path), f"built with {compiler} in {time.perf_counter() - t0:.1f} s{again}"
 
 
 class NativeSteps:
