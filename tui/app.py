@@ -28,7 +28,7 @@ from tui.messages import (Command, Export, GridFinished, Logged, LrStep, Save, S
                           TrainerFailed, TrainerReady, TrainingStatus)
 from tui.palette import TrainerCommands
 from tui.panels import ProgressRow, StatusPanel
-from tui.screens import ConfirmScreen, HelpScreen, PathScreen, SnapshotsScreen
+from tui.screens import ConfirmScreen, HelpScreen, PathScreen, SnapshotsScreen, printable
 from tui.settings import Settings
 from tui.worker import TrainerWorker
 
@@ -125,7 +125,7 @@ class CharMLPApp(App[int]):
     def on_trainer_failed(self, message: TrainerFailed) -> None:
         self.query_one(StatusPanel).loading = False
         self.log_line(f"error: {message.error}", error=True)
-        self.notify(message.error, title="cannot start", severity="error", timeout=30)
+        self.notify(printable(message.error), title="cannot start", severity="error", timeout=30, markup=False)
 
     def on_state_changed(self, message: StateChanged) -> None:
         previous, self.status = self.status, message.status
@@ -151,7 +151,7 @@ class CharMLPApp(App[int]):
     def on_logged(self, message: Logged) -> None:
         self.log_line(message.text, message.error)
         if message.error:
-            self.notify(message.text, severity="error", timeout=8)
+            self.notify(printable(message.text), severity="error", timeout=8, markup=False)
 
     def on_sweep_finished(self, message: SweepFinished) -> None:
         self.sweeps = [*self.sweeps[-keys.OVERLAID_SWEEPS :], message.result]
@@ -166,6 +166,9 @@ class CharMLPApp(App[int]):
         self.refresh_bindings()
 
     def log_line(self, text: str, error: bool = False) -> None:
+        """Text from files and the worker: its control characters are shown as escapes (printable),
+        never sent to the terminal, where an ESC would restyle the screen or set its title."""
+        text = printable(text)
         self.query_one(RichLog).write(f"✗ {text}" if error else text)
 
     # ---- commands to the worker -------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Modal screens: help (F1 / ?), a path prompt for save and load, and a yes/no question."""
+"""Modal screens: help (F1 / ?), a path prompt for save and load, and a yes/no question; and the
+two guards on text from outside (files, the worker, a paste) before it reaches the screen."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +22,28 @@ from tui.keys import KEYS
 from tui.messages import SnapshotRow
 
 ResultType = TypeVar("ResultType")
+
+# C0 and C1 controls but the line feed, lone surrogates (a file name that is not UTF-8), and
+# the bidi overrides that would show a line reversed
+_UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+# a whole terminal sequence: CSI (7- and 8-bit), OSC, DCS/SOS/PM/APC strings, SS2/SS3 and their
+# character (a keypad key), or ESC and one character
+_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]?|\x9b[0-?]*[ -/]*[@-~]?|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+                       r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?|\x1b[NO].?|\x1b.?", re.DOTALL)
+
+
+def printable(text: str) -> str:
+    """Text as the screen may show it: control characters written as escapes (ESC as \\x1b), so that
+    a line read from a file or a checkpoint cannot move the cursor, restyle the screen or set the
+    terminal's title. Line breaks stay."""
+    return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+def clean_paste(text: str) -> str:
+    """A paste as a field may take it: terminal sequences and control characters removed, tabs made
+    spaces, line breaks kept (a one-line field takes the first line)."""
+    text = _SEQUENCE.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " "))
+    return "\n".join(_UNPRINTABLE.sub("", line) for line in text.split("\n")).strip("\n")
 
 
 def help_text() -> Content:
@@ -113,7 +137,7 @@ class ConfirmScreen(Dialog[bool]):
 
     def compose(self) -> ComposeResult:
         with Grid(classes="dialog confirm"):
-            yield Label(self.question, id="question")
+            yield Label(printable(self.question), id="question", markup=False)  # a path may hold [ ]
             yield Button("Yes (y)", variant="warning", id="yes")
             yield Button("No (n)", variant="primary", id="no")
 
