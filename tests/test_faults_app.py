@@ -168,7 +168,7 @@ def test_the_app_reads_the_terminal_through_the_paste_safe_parser(app):
 def test_in_a_real_terminal_a_paste_presses_nothing_and_fg_repaints(small_file):
     """The app in a pty: bracketed pastes with escapes, a q and bytes that are not UTF-8 leave it
     running with nothing applied; SIGTSTP (what Ctrl+Z sends) and SIGCONT (`fg`) bring back a
-    whole screen; q quits."""
+    whole screen, and so do SIGSTOP and SIGCONT; q quits."""
     env = {**os.environ, "TERM": "xterm-256color"}
     child = pexpect.spawn(sys.executable, ["-m", "tui", "--data", str(small_file), "--no-compile"], cwd=str(REPO),
                           env=env, dimensions=(30, 100), timeout=60)
@@ -197,6 +197,19 @@ def test_in_a_real_terminal_a_paste_presses_nothing_and_fg_repaints(small_file):
         # a full repaint draws what did not change too: the panel's titles and rows, the footer
         for text in ("status", "examples", "bigram dev", "palette"):
             child.expect(text, timeout=10)
+
+        # SIGSTOP, which no handler sees, then SIGCONT: the same, and no second input thread
+        threads = len(os.listdir(f"/proc/{child.pid}/task")) if os.path.isdir("/proc") else 0
+        os.kill(child.pid, signal.SIGSTOP)
+        time.sleep(0.3)
+        os.kill(child.pid, signal.SIGCONT)
+        child.expect(r"\x1b\[\?1049h")
+        for text in ("status", "examples", "bigram dev", "palette"):
+            child.expect(text, timeout=10)
+        time.sleep(0.5)
+        assert not threads or len(os.listdir(f"/proc/{child.pid}/task")) == threads
+        child.send("\x1b[A")  # keys still reach the app, whole: up raises the LR exponent
+        child.expect(r"10\^-0\.90")
         child.send("q")
         child.expect(pexpect.EOF, timeout=30)
     finally:

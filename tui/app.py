@@ -134,7 +134,21 @@ class PasteSafeParser(XTermParser):
 
 class PasteSafeDriver(LinuxDriver):
     """Textual's Linux driver reading through PasteSafeParser; bytes that are not UTF-8 (a pasted
-    binary) become U+FFFD instead of an exception that ended the app."""
+    binary) become U+FFFD instead of an exception that ended the app; and a SIGCONT after a SIGSTOP
+    handled as after Ctrl+Z."""
+
+    def _sigcont_application(self, *_: object) -> None:
+        """After Ctrl+Z (SIGTSTP, which Textual handles by leaving application mode first) Textual's
+        own enters it again. After a SIGSTOP, which no handler sees, the app never left it, and
+        Textual's would start a second input thread beside the first (keys then split between two
+        readers) without drawing anything. Here the app leaves application mode and enters it
+        again, which sets the terminal's modes (the shell may have reset them) and, through the
+        resume signal, draws the whole screen (the shell may have written on it)."""
+        if self._auto_restart and not self._must_signal_resume and self._key_thread is not None \
+                and self._key_thread.is_alive():
+            self.suspend_application_mode()
+            self._must_signal_resume = True
+        super()._sigcont_application()
 
     def run_input_thread(self) -> None:
         selector = selectors.SelectSelector()
