@@ -24,8 +24,9 @@ from textual.widgets import Input, Label, RichLog
 
 from app_helpers import app_settings, log_text, settle
 from conftest import REPO
-from tui import app as app_module
-from tui.app import PASTE_END, PASTE_START, CharMLPApp, PasteSafeParser
+from tui import terminal as app_module
+from tui.app import CharMLPApp
+from tui.terminal import PASTE_END, PASTE_START, PasteSafeParser
 from tui.messages import Logged
 from tui.screens import ConfirmScreen, PathScreen, clean_paste, printable
 

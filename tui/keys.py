@@ -84,6 +84,8 @@ KEYS = (
     Key("m", "toggle_embedding", "emb map", "show the characters' embeddings instead of the LR sweep, and back", "m",
         footer=False),
     Key("escape", "stop", "stop", "stop the running job at the next chunk boundary", "escape"),
+    Key("ctrl+z", "suspend_process", "suspend", "suspend to the shell; fg brings the app back", "ctrl+z",
+        footer=False),
     Key("ctrl+p", "command_palette", "palette", "command palette", "ctrl+p", bound=False),
     Key("f1,question_mark", "help", "help", "this help", "? / F1"),
     Key("q", "quit", "quit", "quit (stops a run cleanly)", "q"),
