@@ -2,26 +2,75 @@
 
 Written to a temporary file beside the target and renamed over it, so a crash mid-save leaves
 the previous checkpoint intact. Nothing in a checkpoint is ever unpickled as an object.
+
+Reading is checked in three layers, each before the next allocates anything in proportion to
+what the file claims:
+1. the file: opened non-blocking and checked with fstat on the open descriptor (a FIFO, a
+   device, a directory or more than MAX_BYTES is refused before a byte is read; torch.load then
+   reads that same descriptor);
+2. the archive: torch.load allocates each record at the size the zip directory records for it,
+   so the directory is checked first: one end record, at the very end, that Python's zipfile and
+   torch's miniz both find (no room for the two readers to disagree), at most MAX_RECORDS records,
+   each stored uncompressed (a deflated record could claim gigabytes in a few kilobytes), no two
+   sharing a name, their sizes adding up to no more than the file; the pickle of the plain values
+   at most MAX_PICKLE_BYTES. torch.load then allocates the tensors' storages at the sizes of their
+   records (it compares the pickle's claim with the record before allocating), so at most what the
+   file holds, plus the unpickled plain values (see MAX_PICKLE_BYTES);
+3. the values: every field for type, range and finiteness, every tensor for dtype, shape and
+   layout (contiguous, from the start of a storage that holds exactly its elements: no expand()
+   or as_strided() view claiming more elements than were stored), the minibatch generator's state
+   by setting it on a scratch generator. Nothing in a refused checkpoint reaches the Trainer.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import pickle
+import re
+import struct
+import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
+from core import ranges
 from core.config import ModelConfig
 from core.errors import CheckpointError, ConfigError
 from core.files import replace_atomically
 from core.history import EvalPoint
 from core.model import PARAM_NAMES, Params
+from core.reading import describe_size, file_kind
 from core.state import TrainingState
+from core.words import BOUNDARY
 
 FORMAT = "charmlp-tui checkpoint"
 VERSION = 1
+FIELDS = frozenset({"format", "version", "model", "vocab", "params", "step", "lr_exponent", "history", "evals",
+                    "batch_rng_state"})
+MODEL_FIELDS = frozenset({"block_size", "emb_dim", "hidden", "seed"})
+HISTORY_FIELDS = frozenset({"lr", "loss"})
+# Generous: the default model's checkpoint is ~25 KB, the history adds 8 bytes a step (a billion
+# steps is 8 GB). Loading allocates about the file's size (see the module doc), so this bound only
+# refuses the absurd (a sparse file of terabytes) before anything is read.
+MAX_BYTES = 16 << 30
+# The pickle of the plain values: ~31 bytes an evaluation, so ~500,000 of them (140 hours of
+# training at the app's one evaluation a second). Unpickling a crafted one costs up to ~70x its
+# size (an empty dict per byte) and ~1 s per 1 MiB before it is refused: ~1.2 GB and ~16 s here.
+MAX_PICKLE_BYTES = 16 << 20
+MAX_RECORDS = 1024  # torch.save writes 6 records and one per tensor (8 here)
+MAX_DIRECTORY_BYTES = 1 << 20  # their zip directory: ~80 bytes a record
+# the step count: far past any reachable one (a run is at most ranges.RUN_STEPS); the history's
+# length must equal it, and the history's tensors are bounded by the file
+STEP = ranges.IntRange(0, 10**12, "step")
+RNG_BYTES = torch.Generator().get_state().numel()  # a CPU generator's state: mt19937 and its normal cache
+
+_Bad = Callable[[str], CheckpointError]  # makes the one-line refusal of a field
+_EOCD, _ZIP64_EOCD, _ZIP64_LOCATOR = 0x06054B50, 0x06064B50, 0x07064B50
+_STORAGE_RECORD = re.compile(r"[^/]+/data/[0-9]+")  # archive/data/0: a tensor's storage
 
 
 def save_checkpoint(path: Path, state: TrainingState) -> None:
@@ -36,7 +85,9 @@ def save_checkpoint(path: Path, state: TrainingState) -> None:
         "step": state.step,
         "lr_exponent": state.lr_exponent,
         "history": {"lr": state.history_lr, "loss": state.history_loss},
-        "evals": [[e.step, e.train, e.dev] for e in state.evals],
+        # an evaluation past the step belongs to steps a rollback undid (Trainer.run keeps it): it
+        # describes no parameters this checkpoint holds, and loading refuses one
+        "evals": [[e.step, e.train, e.dev] for e in state.evals if e.step <= state.step],
         "batch_rng_state": state.batch_rng,
     }
     replace_atomically(path, lambda f: torch.save(payload, f), CheckpointError, "checkpoint")
@@ -45,61 +96,287 @@ def save_checkpoint(path: Path, state: TrainingState) -> None:
 def load_checkpoint(path: Path) -> TrainingState:
     """Read and validate a checkpoint; raise CheckpointError with a one-line reason otherwise."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a directory, not a checkpoint")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip; anything else would go to plain pickle
-        raise CheckpointError(f"{path}: not a readable checkpoint (not a file written by torch.save); nothing was loaded")
+    name = _printable(os.fspath(path))
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise CheckpointError(f"{name}: no such checkpoint file") from None
+    except ValueError:  # a NUL byte in the name
+        raise CheckpointError(f"{name}: a file name cannot contain a NUL byte") from None
+    except OSError as e:  # a socket cannot be opened (ENXIO)
+        raise CheckpointError(f"{name}: cannot be read ({e.strerror or e}); give a checkpoint file") from None
+    try:
+        size = _check_file(name, fd)
+        with open(fd, "rb", closefd=False) as f:  # what was checked is what is read
+            _check_archive(name, f, size)
+            raw = _unpickle(name, f)
+    finally:
+        os.close(fd)
+    return _validate(name, raw)
+
+
+def _check_file(name: str, fd: int) -> int:
+    try:
+        info = os.fstat(fd)
+    except OSError as e:
+        raise CheckpointError(f"{name}: cannot be read ({e.strerror or e})") from None
+    kind = file_kind(info.st_mode)
+    if kind is not None:
+        raise CheckpointError(f"{name}: is {kind}, not a checkpoint; give a regular file")
+    if info.st_size > MAX_BYTES:
+        raise CheckpointError(f"{name}: {describe_size(info.st_size)} is more than a checkpoint may be "
+                              f"({describe_size(MAX_BYTES)}); nothing was loaded")
+    return int(info.st_size)
+
+
+def _unreadable(name: str, why: str) -> CheckpointError:
+    return CheckpointError(f"{name}: not a readable checkpoint ({why}); nothing was loaded")
+
+
+def _read_at(f: BinaryIO, offset: int, n: int) -> bytes:
+    f.seek(offset)
+    return f.read(n)
+
+
+def _check_archive(name: str, f: BinaryIO, size: int) -> None:
+    """The zip directory, checked before torch.load allocates what it records (module doc, 2)."""
+    try:
+        count = _check_directory(name, f, size)
+        f.seek(0)
+        with zipfile.ZipFile(f) as archive:
+            records = archive.infolist()
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, struct.error, EOFError, NotImplementedError) as e:
+        raise _unreadable(name, f"truncated or corrupt: {_first_line(e)}") from None
+    if len(records) != count:  # zipfile reads entries until the directory's bytes end, not `count` of them
+        raise _unreadable(name, "its zip directory holds another number of records than its end record says")
+    names = [r.filename for r in records]  # shown with !r: escaped
+    if len(set(names)) != len(names):
+        raise _unreadable(name, "two records share a name")
+    if any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in names):
+        raise _unreadable(name, "a TorchScript archive, not a checkpoint")
+    total = 0
+    for r in records:
+        if r.compress_type != zipfile.ZIP_STORED or r.compress_size != r.file_size or r.flag_bits & 0x1:
+            raise _unreadable(name, f"record {r.filename[:60]!r} is compressed or encrypted; torch.save stores "
+                                    "records as they are")
+        if r.header_offset + r.file_size > size:
+            raise _unreadable(name, f"record {r.filename[:60]!r} runs past the end of the file")
+        if r.file_size > MAX_PICKLE_BYTES and not _STORAGE_RECORD.fullmatch(r.filename):
+            raise _unreadable(name, f"record {r.filename[:60]!r} holds {describe_size(r.file_size)}, more than "
+                                    f"the values of a checkpoint take ({describe_size(MAX_PICKLE_BYTES)})")
+        total += r.file_size
+    if total > size:  # records that overlap, each claiming the same bytes
+        raise _unreadable(name, f"its records claim {describe_size(total)}, more than the file's "
+                                f"{describe_size(size)}")
+
+
+def _check_directory(name: str, f: BinaryIO, size: int) -> int:
+    """One end-of-directory record, exactly at the end of the file and without a comment, as
+    torch.save writes it: Python's zipfile looks there first and miniz (torch's reader) searches
+    backwards from the end, so both read the same directory. Where a zip64 end record is present
+    (torch.save writes one) it must sit right before its locator (where zipfile looks) and be the
+    one the locator points at (where miniz looks), and agree with the 32-bit record."""
+    not_torch = "not a zip archive as torch.save writes them"
+    if size < 22:
+        raise _unreadable(name, not_torch)
+    sig, disk, cd_disk, here, count, cd_size, cd_offset, comment = struct.unpack("<IHHHHIIH",
+                                                                                 _read_at(f, size - 22, 22))
+    if sig != _EOCD or comment != 0:
+        raise _unreadable(name, not_torch)
+    end = size - 22
+    if size >= 22 + 20 + 56 and _read_at(f, size - 42, 4) == struct.pack("<I", _ZIP64_LOCATOR):
+        _, _, located, _ = struct.unpack("<IIQI", _read_at(f, size - 42, 20))
+        end = size - 42 - 56
+        (sig64, record_size, _, _, disk64, cd_disk64, here64, count64, cd_size64,
+         cd_offset64) = struct.unpack("<IQHHIIQQQQ", _read_at(f, end, 56))
+        if sig64 != _ZIP64_EOCD or record_size != 44 or located != end:
+            raise _unreadable(name, "its zip64 directory record is not where torch.save puts it")
+        for short, full, saturated in ((count, count64, 0xFFFF), (here, here64, 0xFFFF), (cd_size, cd_size64, 0xFFFFFFFF),
+                                       (cd_offset, cd_offset64, 0xFFFFFFFF), (disk, disk64, 0xFFFF),
+                                       (cd_disk, cd_disk64, 0xFFFF)):
+            if short not in (full, saturated):
+                raise _unreadable(name, "its two zip directory records disagree")
+        disk, cd_disk, here, count, cd_size, cd_offset = disk64, cd_disk64, here64, count64, cd_size64, cd_offset64
+    if disk != 0 or cd_disk != 0 or here != count:
+        raise _unreadable(name, "a multi-part zip archive")
+    if count > MAX_RECORDS or cd_size > MAX_DIRECTORY_BYTES:  # zipfile reads the whole directory into objects
+        raise _unreadable(name, f"{count:,} records in {describe_size(cd_size)} of zip directory, more than a "
+                                f"checkpoint has ({MAX_RECORDS} in {describe_size(MAX_DIRECTORY_BYTES)})")
+    if cd_offset + cd_size != end:  # nothing between the directory and its end record, nothing prepended
+        raise _unreadable(name, "its zip directory is not where its end record says")
+    return int(count)
+
+
+def _unpickle(name: str, f: BinaryIO) -> object:
+    f.seek(0)
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 75": the refusal says what is wrong
+            warnings.simplefilter("ignore")
+            return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        reason = str(e).splitlines()[0] if "weights_only" not in str(e) else "it holds Python objects that are not tensors or plain values"
-        raise CheckpointError(f"{path}: refused, {reason[:200]}; nothing was loaded") from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError, IndexError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {first[:120]})") from None
-    return _validate(path, raw)
+        # torch's message is a paragraph of advice to load it unsafely; its reason is one line of it
+        detail = re.search(r"WeightsUnpickler error: ([^\n]*)", str(e))
+        reason = _printable(detail.group(1).split(" was not ")[0].split(". ")[0][:100]) if detail else ""
+        reason = reason.strip() or "a pickle the weights-only reader cannot read"
+        raise CheckpointError(f"{name}: refused, it holds something other than tensors and plain values ({reason}); "
+                              "nothing was loaded") from None
+    except MemoryError:
+        raise CheckpointError(f"{name}: too large for the memory this machine has free; nothing was loaded") from None
+    except Exception as e:  # noqa: BLE001 - torch's reader raises many kinds for a corrupt archive
+        raise _unreadable(name, f"truncated or corrupt: {_first_line(e)}") from None
 
 
-def _validate(path: Path, raw: object) -> TrainingState:
+def _printable(text: str) -> str:
+    """`text` with what is not printable escaped as repr escapes it: a file name or torch's message
+    about a corrupt record (which quotes the record's name) never writes an ESC to a terminal."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _first_line(e: BaseException, limit: int = 120) -> str:
+    return _printable((str(e).splitlines() or [""])[0][:limit] or type(e).__name__)
+
+
+# ---- the values -------------------------------------------------------------------------------
+def _kind(value: object) -> str:
+    """A value as a message may show it: short, one line, never a tensor's or a container's repr."""
+    if isinstance(value, bool) or value is None or (isinstance(value, (int, float)) and len(repr(value)) <= 24):
+        return repr(value)
+    if isinstance(value, str) and len(value) <= 24:
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def _validate(shown: str, raw: object) -> TrainingState:
     def bad(why: str) -> CheckpointError:
-        return CheckpointError(f"{path}: not a valid charmlp-tui checkpoint ({why})")
+        return CheckpointError(f"{shown}: not a valid charmlp-tui checkpoint ({why}); nothing was loaded")
 
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+    if not isinstance(raw, dict) or type(raw.get("format")) is not str or raw["format"] != FORMAT:
         raise bad("missing its format marker")
-    if raw.get("version") != VERSION:
-        raise bad(f"version {raw.get('version')!r}, this program reads version {VERSION}")
+    version = raw.get("version")
+    if type(version) is not int or version != VERSION:
+        raise bad(f"version {_kind(version)}, this program reads version {VERSION}")
+    _check_fields(raw, FIELDS, "", bad)
+    model_fields = raw["model"]
+    if not isinstance(model_fields, dict):
+        raise bad(f"model is {_kind(model_fields)}, not a dict of its sizes")
+    _check_fields(model_fields, MODEL_FIELDS, "model ", bad)
     try:
-        model = ModelConfig(**raw["model"])
-        vocab = raw["vocab"]
-        tensors = raw["params"]
-        step = raw["step"]
-        lr_exponent = raw["lr_exponent"]
-        history = raw["history"]
-        evals = [EvalPoint(int(s), tr, dv) for s, tr, dv in raw["evals"]]
-        rng = raw["batch_rng_state"]
-    except (KeyError, TypeError, ValueError, ConfigError) as e:
-        raise bad(f"bad or missing field: {e}") from None
-    if not isinstance(vocab, str) or not vocab:
-        raise bad("vocabulary")
+        model = ModelConfig(**{k: _whole(model_fields[k], f"model {k}", bad) for k in MODEL_FIELDS})
+    except ConfigError as e:
+        raise bad(str(e)) from None
+    vocab = _vocab(raw["vocab"], bad)
+    step = _step(raw["step"], bad)
+    lr_exponent = _lr_exponent(raw["lr_exponent"], bad)
     V, E, T, H = len(vocab) + 1, model.emb_dim, model.block_size, model.hidden
     shapes = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,)}
-    if not isinstance(tensors, dict) or set(tensors) != set(PARAM_NAMES):
-        raise bad("parameter names")
-    for name, shape in shapes.items():
-        t = tensors[name]
-        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or t.dtype != torch.float32:
-            raise bad(f"{name} should be float32 {shape}, found {getattr(t, 'shape', type(t).__name__)}")
-        if not torch.isfinite(t).all():
+    tensors = raw["params"]
+    if not isinstance(tensors, dict):
+        raise bad(f"params is {_kind(tensors)}, not a dict of tensors")
+    _check_fields(tensors, frozenset(PARAM_NAMES), "parameter ", bad)
+    params = Params(*(_tensor(tensors[name], shapes[name], torch.float32, name, bad) for name in PARAM_NAMES))
+    for name, t in zip(PARAM_NAMES, params.tensors()):
+        if not bool(torch.isfinite(t).all()):
             raise bad(f"{name} holds non-finite values")
-    if not isinstance(step, int) or step < 0 or not isinstance(lr_exponent, float) or not math.isfinite(lr_exponent):
-        raise bad("step or learning rate")
-    if not isinstance(history, dict) or not all(isinstance(history.get(k), torch.Tensor) for k in ("lr", "loss")):
-        raise bad("history")
-    if history["lr"].shape != (step,) or history["loss"].shape != (step,):
-        raise bad("history length does not match the step count")
-    if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8:
-        raise bad("minibatch generator state")
-    params = Params(*(tensors[name] for name in PARAM_NAMES))
-    return TrainingState(model, vocab, params, step, lr_exponent, history["lr"], history["loss"], tuple(evals), rng)
+    history = raw["history"]
+    if not isinstance(history, dict):
+        raise bad(f"history is {_kind(history)}, not a dict of tensors")
+    _check_fields(history, HISTORY_FIELDS, "history ", bad)
+    lr = _tensor(history["lr"], (step,), torch.float32, "history lr", bad)
+    loss = _tensor(history["loss"], (step,), torch.float32, "history loss", bad)
+    if not bool(torch.isfinite(lr).all()) or not bool((lr > 0).all()):
+        raise bad("history lr holds a learning rate that is not a positive finite number")
+    if not bool(torch.isfinite(loss).all()):  # a run stops at a non-finite loss and never records it
+        raise bad("history loss holds non-finite values")
+    evals = _evals(raw["evals"], step, bad)
+    rng = _tensor(raw["batch_rng_state"], (RNG_BYTES,), torch.uint8, "minibatch generator state", bad)
+    scratch = torch.Generator()
+    try:
+        scratch.set_state(rng)  # torch checks the state's own fields (seeded, position in range)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise bad(f"minibatch generator state: {_first_line(e)}") from None
+    # kept as the generator gives it back: set_state ignores some bytes (the upper halves of the
+    # old 64-bit words, padding), so this is the same stream with nothing in it that is not used
+    rng = scratch.get_state()
+    return TrainingState(model, vocab, params, step, lr_exponent, lr, loss, evals, rng)
+
+
+def _check_fields(fields: dict[object, object], expected: frozenset[str], what: str, bad: _Bad) -> None:
+    missing = sorted(expected - set(fields))
+    unknown = [k for k in fields if k not in expected]
+    if missing:
+        raise bad(f"missing {what}field{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    if unknown:
+        shown = ", ".join(_kind(k) for k in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+        raise bad(f"unknown {what}field{'s' if len(unknown) > 1 else ''} {shown}")
+
+
+def _whole(value: object, what: str, bad: _Bad) -> int:
+    if type(value) is not int:
+        raise bad(f"{what} is {_kind(value)}, not a whole number")
+    return value
+
+
+def _step(value: object, bad: _Bad) -> int:
+    try:
+        return STEP.check(_whole(value, "step", bad))
+    except ConfigError as e:
+        raise bad(str(e)) from None
+
+
+def _lr_exponent(value: object, bad: _Bad) -> float:
+    if type(value) not in (int, float):
+        raise bad(f"lr exponent is {_kind(value)}, not a number")
+    try:
+        return ranges.LR_EXPONENT.check(value)  # 400 would overflow 10**exp; -inf or nan are no rate
+    except ConfigError as e:
+        raise bad(str(e)) from None
+
+
+def _vocab(value: object, bad: _Bad) -> str:
+    """As core.words.Vocab builds it: the sorted distinct characters of the words, printable, no boundary."""
+    if type(value) is not str or not value:
+        raise bad(f"vocabulary is {_kind(value)}, not a string of characters")
+    if BOUNDARY in value:
+        raise bad(f"vocabulary holds the boundary token {BOUNDARY!r}")
+    if not value.isprintable():
+        raise bad("vocabulary holds a character that is not printable")
+    if any(a >= b for a, b in zip(value, value[1:])):
+        raise bad("vocabulary is not sorted distinct characters")
+    return value
+
+
+def _tensor(value: object, shape: tuple[int, ...], dtype: torch.dtype, what: str, bad: _Bad) -> torch.Tensor:
+    """A plain CPU tensor of this dtype and shape that owns exactly its elements' bytes. Checked on
+    its metadata only, before any value is read: an expand()ed or as_strided() tensor of a small
+    storage can claim any number of elements, and reading them would allocate as many."""
+    if type(value) is not torch.Tensor:  # a Parameter or another subclass is not what save_checkpoint writes
+        raise bad(f"{what} is {_kind(value)}, not a tensor")
+    t = value
+    if t.layout != torch.strided or t.device.type != "cpu" or t.is_quantized or t.requires_grad:
+        raise bad(f"{what} is not a plain tensor")
+    if t.dtype != dtype or tuple(t.shape) != shape:
+        raise bad(f"{what} should be {str(dtype).removeprefix('torch.')} {shape}, found "
+                  f"{str(t.dtype).removeprefix('torch.')} {tuple(t.shape)}")
+    if (not t.is_contiguous() or t.storage_offset() != 0 or t.is_conj() or t.is_neg()
+            or t.untyped_storage().nbytes() != t.numel() * t.element_size()):
+        raise bad(f"{what} is a view of other memory, not a tensor of its own")
+    return t
+
+
+def _evals(value: object, step: int, bad: _Bad) -> tuple[EvalPoint, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise bad(f"evaluations are {_kind(value)}, not a list")
+    points = []
+    for i, record in enumerate(value):
+        if not isinstance(record, (list, tuple)) or len(record) != 3:
+            raise bad(f"evaluation {i} is {_kind(record)}, not [step, train loss, dev loss]")
+        at, train, dev = record
+        if type(at) is not int or not 0 <= at <= step:
+            raise bad(f"evaluation {i} is at step {_kind(at)}, not a step from 0 to {step}")
+        for name, loss in (("train", train), ("dev", dev)):
+            if loss is not None and (type(loss) is not float or not math.isfinite(loss) or loss < 0):
+                raise bad(f"evaluation {i} has {name} loss {_kind(loss)}, not a finite number >= 0 or None")
+        points.append(EvalPoint(at, train, dev))
+    return tuple(points)
