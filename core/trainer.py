@@ -279,8 +279,22 @@ class Trainer:
         if state.model.block_size != self.dataset.block_size:
             raise CheckpointError(f"{path}: block size {state.model.block_size} differs from the data's "
                                   f"{self.dataset.block_size}; start with --load to use its block size")
+        # All or nothing: everything that can fail (the generator state, the step's buffers, the
+        # memory for them) is built first, beside the model; then plain assignments swap it in.
+        batch_gen = torch.Generator()
+        try:
+            batch_gen.set_state(state.batch_rng)
+            params = Params(*state.params.tensors())  # SGDStep re-homes them into its own buffers
+            sgd = SGDStep(params, self.train_config.batch_size)
+            history = LossHistory()
+            history.restore(state.history_lr, state.history_loss)
+        except (RuntimeError, TypeError, ValueError, MemoryError) as e:
+            first = (str(e).splitlines() or [type(e).__name__])[0][:120]
+            raise CheckpointError(f"{path}: cannot be applied ({first}); nothing was loaded") from None
         self.model_config = state.model
-        self._install(state.params)
+        self.params, self._sgd = params, sgd  # as _install, with the step built before the swap
+        self.step, self.lr_exponent = state.step, state.lr_exponent
+        self.history, self.evals = history, list(state.evals)
+        self._batch_gen = batch_gen
         self._before_run = None
         self.snapshots = []  # they belong to the model they were taken from
-        self._put_back(state)
