@@ -43,7 +43,7 @@ from core.errors import CheckpointError, ConfigError
 from core.files import replace_atomically
 from core.history import EvalPoint
 from core.model import PARAM_NAMES, Params
-from core.reading import describe_size, file_kind
+from core.reading import describe_size, file_kind, printable
 from core.state import TrainingState
 from core.words import BOUNDARY
 
@@ -65,7 +65,6 @@ MAX_RECORDS = 1024  # torch.save writes 6 records and one per tensor (8 here)
 MAX_DIRECTORY_BYTES = 1 << 20  # their zip directory: ~80 bytes a record
 # the step count: far past any reachable one (a run is at most ranges.RUN_STEPS); the history's
 # length must equal it, and the history's tensors are bounded by the file
-STEP = ranges.IntRange(0, 10**12, "step")
 RNG_BYTES = torch.Generator().get_state().numel()  # a CPU generator's state: mt19937 and its normal cache
 
 _Bad = Callable[[str], CheckpointError]  # makes the one-line refusal of a field
@@ -96,7 +95,7 @@ def save_checkpoint(path: Path, state: TrainingState) -> None:
 def load_checkpoint(path: Path) -> TrainingState:
     """Read and validate a checkpoint; raise CheckpointError with a one-line reason otherwise."""
     path = Path(path)
-    name = _printable(os.fspath(path))
+    name = printable(os.fspath(path))
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -218,7 +217,7 @@ def _unpickle(name: str, f: BinaryIO) -> object:
     except pickle.UnpicklingError as e:
         # torch's message is a paragraph of advice to load it unsafely; its reason is one line of it
         detail = re.search(r"WeightsUnpickler error: ([^\n]*)", str(e))
-        reason = _printable(detail.group(1).split(" was not ")[0].split(". ")[0][:100]) if detail else ""
+        reason = printable(detail.group(1).split(" was not ")[0].split(". ")[0][:100]) if detail else ""
         reason = reason.strip() or "a pickle the weights-only reader cannot read"
         raise CheckpointError(f"{name}: refused, it holds something other than tensors and plain values ({reason}); "
                               "nothing was loaded") from None
@@ -228,14 +227,8 @@ def _unpickle(name: str, f: BinaryIO) -> object:
         raise _unreadable(name, f"truncated or corrupt: {_first_line(e)}") from None
 
 
-def _printable(text: str) -> str:
-    """`text` with what is not printable escaped as repr escapes it: a file name or torch's message
-    about a corrupt record (which quotes the record's name) never writes an ESC to a terminal."""
-    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def _first_line(e: BaseException, limit: int = 120) -> str:
-    return _printable((str(e).splitlines() or [""])[0][:limit] or type(e).__name__)
+    return printable((str(e).splitlines() or [""])[0][:limit] or type(e).__name__)
 
 
 # ---- the values -------------------------------------------------------------------------------
@@ -320,7 +313,7 @@ def _whole(value: object, what: str, bad: _Bad) -> int:
 
 def _step(value: object, bad: _Bad) -> int:
     try:
-        return STEP.check(_whole(value, "step", bad))
+        return ranges.STEP.check(_whole(value, "step", bad))
     except ConfigError as e:
         raise bad(str(e)) from None
 

@@ -101,6 +101,8 @@ EVAL_EVERY_S = FloatRange(0, 3600, "--eval-every", hint="seconds")
 # 1e-8 .. 1e3: beyond this no experiment is meaningful
 LR_EXPONENT = FloatRange(-8.0, 3.0, "lr exponent", hint="(lr = 10**exp)")
 
+STEP = IntRange(0, 10**12, "step")  # a model's step count, as a checkpoint records it
+
 # ---- actions (core.verbs) -------------------------------------------------------------------------
 RUN_STEPS = IntRange(1, 100_000_000, "steps")
 SWEEP_STEPS = IntRange(10, 100_000, "sweep STEPS")
