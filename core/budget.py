@@ -1,0 +1,333 @@
+"""Memory budgets: what an action will allocate, estimated before it allocates, against what the machine has.
+
+Each flag is range-checked alone (core.ranges), but their products are not: block x emb x hidden,
+K grid copies x the model, batch x vocabulary, words x block. Some in-range combinations would
+ask for tens of GB: a traceback after a long wait, or the kernel's OOM killer. So each action
+that allocates in proportion to such a product adds up what it needs here first (arithmetic on
+the sizes: microseconds), and compares it with what the machine has: the smallest of
+MemAvailable (or the commit limit under strict overcommit), the cgroup's memory limit less its
+usage (v2 or v1), and RLIMIT_AS / RLIMIT_DATA less what the process already maps. Too much is
+refused in one line that names the biggest product, the total and the limit.
+
+Each estimate is conservative (above the measured peak, within ~2x: tests/test_faults_memory.py
+measures a few) and counts every buffer and copy of the code it stands for; the shape comments
+say which. Free of torch.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.config import ModelConfig, TrainConfig
+from core.errors import ConfigError
+
+F32, I64, F64 = 4, 8, 8  # bytes per float32, int64, float64 element
+MiB, GiB = 1 << 20, 1 << 30
+CHECK_FROM = 64 * MiB  # below this nothing is read from the system: the fast path stays arithmetic
+RESERVE = 256 * MiB  # kept back for what the estimates do not count: threads, allocator arenas, the UI
+MARGIN = 0.2  # and this share of what is left: the estimates count buffers, not the allocator's slack
+FALLBACK = 8 * GiB  # assumed where nothing about the machine's memory can be read
+EVAL_CHUNK_BYTES = 32 * MiB  # one forward pass of evaluation or sampling stays under this
+EVAL_MAX_ROWS = 65536  # and under this many rows (more gains nothing in speed)
+THREAD_BYTES = 16 * MiB  # what a thread that joins the work touches: measured ~8-16 MiB with torch's BLAS
+GRID_THREADS = 2  # core.grid.GRID_THREADS (core.grid imports torch; this module does not)
+UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as 2**63 rounded down to a page
+
+# copies of the parameters alive during a run: the model, the state kept for undo (Trainer.state),
+# and the parameters of the two chunks kept for a rollback (core.rollback.KeptChunks)
+RUN_COPIES = 4
+RUN_COPIES_WHY = "the model, its undo copy, 2 kept for a rollback"
+
+
+class MemoryBudgetError(ConfigError):
+    """An action that would need more memory than the machine has; refused before it allocates."""
+
+
+@dataclass(frozen=True)
+class Need:
+    """One product of sizes and the bytes it allocates, all its copies and buffers included."""
+
+    text: str  # the product in words: "block 64 x emb 1024 x hidden 16384 = 1.07e9 first-layer weights x 4 B x …"
+    bytes: int
+    hint: str  # what to make smaller: "choose a smaller --hidden, --emb-dim or --block-size"
+
+
+@dataclass(frozen=True)
+class Available:
+    bytes: int  # what may still be allocated, RESERVE already kept back
+    source: str  # which limit it is, in words
+
+
+def size(n: float) -> str:
+    """Bytes in words: '12.0 GiB', '310 MiB', '17 KiB'."""
+    if n >= GiB:
+        return f"{n / GiB:.1f} GiB"
+    if n >= MiB:
+        return f"{n / MiB:.0f} MiB"
+    return f"{n / 1024:.0f} KiB"
+
+
+def count(n: int) -> str:
+    """An element count: '196,113' up to millions, '1.07e9' beyond."""
+    if n < 10_000_000:
+        return f"{n:,}"
+    mantissa, exponent = f"{n:.2e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _need(factors: str, n: int, what: str, each: int, copies: int = 1, why: str = "", hint: str = "") -> Need:
+    """factors = n what, x each bytes [x copies (why)]."""
+    times = f" x {copies} ({why})" if copies > 1 else ""
+    return Need(f"{factors} = {count(n)} {what} x {each} B{times} = {size(n * each * copies)}", n * each * copies, hint)
+
+
+# ---- what the machine has -----------------------------------------------------------------------
+def _read(path: Path | str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _number(text: str | None) -> int | None:
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+def _fields(text: str | None) -> dict[str, int]:
+    """'Key:   123 kB' lines (/proc/meminfo, /proc/self/status) -> {Key: bytes}."""
+    out: dict[str, int] = {}
+    for line in (text or "").splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            out[key] = int(parts[0]) * (1024 if parts[1:] == ["kB"] else 1)
+    return out
+
+
+def _cgroup_room() -> int | None:
+    """The tightest cgroup memory limit on this process, less the cgroup's usage (v2, else v1)."""
+    rooms: list[int] = []
+    for line in (_read("/proc/self/cgroup") or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        v2 = parts[0] == "0" and parts[1] == ""
+        if not v2 and "memory" not in parts[1].split(","):
+            continue
+        root = Path("/sys/fs/cgroup") if v2 else Path("/sys/fs/cgroup/memory")
+        limit_file, usage_file = ("memory.max", "memory.current") if v2 else ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        # the cgroup's own folder and its ancestors (a limit anywhere above applies); in a container
+        # with its own cgroup namespace the path may not resolve, and the mount's root is the cgroup
+        rel = Path(parts[2].lstrip("/"))
+        folders = [root / rel, *(root / p for p in rel.parents)]
+        for folder in dict.fromkeys(folders):
+            limit = _number(_read(folder / limit_file))
+            if limit is None or limit >= UNLIMITED:
+                continue
+            usage = _number(_read(folder / usage_file)) or 0
+            rooms.append(max(0, limit - usage))
+    return min(rooms) if rooms else None
+
+
+def available() -> Available:
+    """What may still be allocated: the smallest of the limits that can be read, MARGIN and RESERVE kept back."""
+    found: list[tuple[int, str]] = []
+    meminfo = _fields(_read("/proc/meminfo"))
+    if "MemAvailable" in meminfo:
+        found.append((meminfo["MemAvailable"], "MemAvailable in /proc/meminfo"))
+    if _number(_read("/proc/sys/vm/overcommit_memory")) == 2 and "CommitLimit" in meminfo:
+        found.append((meminfo["CommitLimit"] - meminfo.get("Committed_AS", 0), "the commit limit of strict overcommit"))
+    room = _cgroup_room()
+    if room is not None:
+        found.append((room, "the cgroup memory limit"))
+    status = _fields(_read("/proc/self/status"))
+    for limit, used, name in ((resource.RLIMIT_AS, "VmSize", "the address-space limit, ulimit -v"),
+                              (resource.RLIMIT_DATA, "VmData", "the data-segment limit, ulimit -d")):
+        soft, _ = resource.getrlimit(limit)
+        if soft != resource.RLIM_INFINITY:
+            mapped = status[used] if used in status else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            found.append((soft - mapped, name))
+    if not found:
+        try:
+            found.append((os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "the physical memory"))
+        except (ValueError, OSError, AttributeError):
+            found.append((FALLBACK, "assumed: the machine's memory could not be read"))
+    room, source = min(found)
+    return Available(max(0, int(room * (1 - MARGIN)) - RESERVE), f"{source}, less {MARGIN:.0%} and {size(RESERVE)} kept back")
+
+
+def check(action: str, needs: Sequence[Need]) -> None:
+    """Refuse `action` in one line if its needs add up to more than is available."""
+    total = sum(n.bytes for n in needs)
+    if total < CHECK_FROM:
+        return
+    have = available()
+    if total <= have.bytes:
+        return
+    biggest = max(needs, key=lambda n: n.bytes)
+    in_all = f"; {size(total)} in all" if len(needs) > 1 else ""
+    raise MemoryBudgetError(f"not enough memory for {action}: {biggest.text}{in_all}, more than the {size(have.bytes)} "
+                            f"available ({have.source}); {biggest.hint}")
+
+
+# ---- estimates, one per thing that allocates ---------------------------------------------------
+DATASET_HINT = "choose a smaller --block-size, or a words file with fewer or shorter words"
+
+
+def dataset_build_bytes(n_examples: int, n_words: int, block_size: int) -> int:
+    """Peak of core.dataset.build_examples for one split of n_examples (= its characters + words).
+    int64 throughout: examples (N, T+1), X (N, T) and Y (N,) alive together, the flat padded
+    encoding (chars + W(T+1),), ~8 index vectors (N,) (word_of_ex, starts, …), and the
+    encoding's (chars,) text, int32 and int64 temporaries before them; T/2 more per example for
+    the allocator's slack (measured: 1.0x of (2T+12) at block 64, 200k names)."""
+    T = block_size
+    return I64 * (n_examples * (5 * T // 2 + 12) + n_words * (T + 2)) + 48 * n_examples
+
+
+def dataset_rest_bytes(n_examples: int, block_size: int) -> int:
+    """A built split at rest: X (N, T) and Y (N,) int64."""
+    return I64 * n_examples * (block_size + 1)
+
+
+def split_sizes(n_words: int, n_chars: int, fractions: tuple[float, float, float]) -> list[tuple[int, int]]:
+    """(words, examples) per split as core.dataset.split_words cuts them; characters shared out in
+    proportion to the words (the shuffle decides which), rounded up."""
+    n1, n2 = int(fractions[0] * n_words), int((fractions[0] + fractions[1]) * n_words)
+    out = []
+    for w in (n1, n2 - n1, n_words - n2):
+        chars = -(-n_chars * w // n_words) if n_words else 0
+        out.append((w, chars + w))
+    return out
+
+
+def dataset_needs(n_words: int, n_chars: int, block_size: int, fractions: tuple[float, float, float]) -> list[Need]:
+    """Building the three splits one after the other: the peak is one split's build beside the
+    splits built before it, at rest."""
+    sizes = split_sizes(n_words, n_chars, fractions)
+    peak, rest = 0, 0
+    for words, examples in sizes:
+        peak = max(peak, rest + dataset_build_bytes(examples, words, block_size))
+        rest += dataset_rest_bytes(examples, block_size)
+    n = sum(e for _, e in sizes)
+    each = -(-peak // max(1, n))
+    return [Need(f"{count(n_words)} words + their {count(n_chars)} characters = {count(n)} examples x block {block_size}"
+                 f", {each:,} B each to build = {size(peak)}", peak, DATASET_HINT)]
+
+
+def trainer_needs(model: ModelConfig, vocab_size: int, train: TrainConfig) -> list[Need]:
+    """A Trainer through a run (core.trainer, core.step.SGDStep): the parameters RUN_COPIES times,
+    the step's buffers, and one chunk of minibatches."""
+    T, E, H, V = model.block_size, model.emb_dim, model.hidden, vocab_size
+    B, k = train.batch_size, train.chunk_steps
+    copies, why = RUN_COPIES, RUN_COPIES_WHY
+    return [
+        # W1 ((T+1)E, H) with b1 and the constant token's rows (SGDStep.W1b)
+        _need(f"(block {T} + 1) x emb {E} x hidden {H} + {H}", (T + 1) * E * H + H, "first-layer weights", F32, copies, why,
+              "choose a smaller --hidden, --emb-dim or --block-size"),
+        # W2 (H+1, V) with b2 (SGDStep.W2b)
+        _need(f"(hidden {H} + 1) x vocabulary {V:,}", (H + 1) * V, "output weights", F32, copies, why,
+              "choose a smaller --hidden, or a words file with fewer distinct characters"),
+        # C (V+1, E) (SGDStep.C_ext)
+        _need(f"(vocabulary {V:,} + 1) x emb {E}", (V + 1) * E, "embedding weights", F32, copies, why,
+              "choose a smaller --emb-dim, or a words file with fewer distinct characters"),
+        # emb / x and dx: (B, (T+1)E) each
+        _need(f"batch {B} x (block {T} + 1) x emb {E}", B * (T + 1) * E, "first-layer inputs", 2 * F32, 1, "",
+              "choose a smaller --batch-size, --block-size or --emb-dim"),
+        # z2, sig, h1, minus_ones, dh, dz: (B, H+1) each
+        _need(f"batch {B} x (hidden {H} + 1)", B * (H + 1), "hidden activations", 6 * F32, 1, "",
+              "choose a smaller --batch-size or --hidden"),
+        # logits, dlogits (V, B); and per chunk the log-probabilities (k, V, B) (SGDStep.run)
+        _need(f"({k} steps per chunk + 2) x batch {B} x vocabulary {V:,}", (k + 2) * B * V, "logits", F32, 1, "",
+              "choose a smaller --batch-size, or a words file with fewer distinct characters"),
+        # per chunk: ix (k, B), X (k, B, T) and Y (k, B) drawn, three chunks alive (two kept for a
+        # rollback and the next), the token ids (k, B, T+1): int64
+        _need(f"{k} steps per chunk x batch {B} x (block {T} + 1)", k * B * (T + 1), "minibatch ids", 5 * I64, 1, "",
+              "choose a smaller --batch-size or --block-size"),
+    ]
+
+
+def eval_row_bytes(block_size: int, emb_dim: int, hidden: int, vocab_size: int) -> int:
+    """One row of core.model.forward_logits and what follows it: emb (T*E,), x @ W1, + b1 and tanh
+    (3H,), h @ W2, + b2 and log_softmax / softmax (3V,), float32; one more V for multinomial."""
+    return F32 * (block_size * emb_dim + 3 * hidden + 4 * vocab_size)
+
+
+def eval_chunk_rows(block_size: int, emb_dim: int, hidden: int, vocab_size: int) -> int:
+    """Rows per forward pass so that one pass stays under EVAL_CHUNK_BYTES (at least one row)."""
+    return max(1, min(EVAL_MAX_ROWS, EVAL_CHUNK_BYTES // eval_row_bytes(block_size, emb_dim, hidden, vocab_size)))
+
+
+def evaluation_needs(examples: Sequence[int], model: ModelConfig, vocab_size: int) -> list[Need]:
+    """Exact evaluation (core.evaluate): the distinct-context counts of every split, kept: contexts
+    (U, T) and the pairs' context, target and count (P,) each, U, P <= N, int64 / float64; the
+    transient peak of counting the largest split: keys, sort and inverse (N,) several times; the
+    bigram baseline's keys (N,) likewise; one forward pass, at most EVAL_CHUNK_BYTES."""
+    T, E, H, V = model.block_size, model.emb_dim, model.hidden, vocab_size
+    n, largest = sum(examples), max(examples, default=0)
+    counted = n * (T + 3) * I64 + largest * 12 * I64
+    distinct = min(largest, V**T if T * V.bit_length() < 64 else largest)  # contexts: no more than examples or V**T
+    # one pass, twice: freed passes leave the allocator's heap that much larger (measured 1.2-1.8x of one)
+    chunk = 2 * min(EVAL_CHUNK_BYTES, distinct * eval_row_bytes(T, E, H, V))
+    return [Need(f"{count(n)} examples x block {T} to count for evaluation = {size(counted)}, and {size(chunk)} "
+                 f"for its forward passes", counted + chunk, DATASET_HINT)]
+
+
+def opening_needs(model: ModelConfig, vocab_size: int, train: TrainConfig, examples: Sequence[int]) -> list[Need]:
+    """After the build: the splits at rest, a Trainer through a run, and exact evaluation."""
+    T = model.block_size
+    n = sum(examples)
+    rest = Need(f"{count(n)} examples x block {T} = {count(n * (T + 1))} ids x {I64} B = "
+                f"{size(dataset_rest_bytes(n, T))}", dataset_rest_bytes(n, T), DATASET_HINT)
+    return [rest, *trainer_needs(model, vocab_size, train), *evaluation_needs(examples, model, vocab_size)]
+
+
+def grid_needs(models: int, block_size: int, emb_dim: int, hidden: int, vocab_size: int, batch_size: int,
+               chunk_steps: int, native: bool) -> list[Need]:
+    """core.grid: K copies of the parameters; with batched torch ops (BatchedSGD) the step's buffers
+    K times over; on the native kernel (NativeGrid) its padded copy and buffers per thread instead."""
+    K, T, E, H, V, B, k = models, block_size, emb_dim, hidden, vocab_size, batch_size, chunk_steps
+    n_params = V * E + T * E * H + H + H * V + V
+    hint = "choose a smaller K (grid START END K STEPS)"
+    needs = [_need(f"grid K {K} x {count(n_params)} parameters", K * n_params, "weights", F32,
+                   hint=hint + " or a smaller model")]
+    if native:  # per thread (2), core.native's sgd_chunk: a copy of the weights and one step's
+        # activations (2 TE + 3 H + 2 V per example), every dimension but TE padded to 16 floats
+        Bp, Hp, Vp = (-(-n // 16) * 16 for n in (B, H, V))
+        per_thread = T * E * Hp + Hp * Vp + Hp + 3 * Vp + Bp * (2 * T * E + 3 * Hp + 2 * Vp)
+        needs.append(_need(f"2 threads x (weights + batch {B} x (block {T} x emb {E} + hidden {H} + vocabulary {V:,}))",
+                           2 * per_thread, "native buffers", F32, hint=hint))
+    else:  # emb, dx (K, B, T*E); z2, sig, h, minus_ones, dh, dz (K, B, H); logits, logp, dlogits (K, B, V)
+        needs += [
+            _need(f"grid K {K} x batch {B} x vocabulary {V:,}", K * B * V, "logits", 3 * F32,
+                  hint=hint + ", or a smaller --batch-size"),
+            _need(f"grid K {K} x batch {B} x (2 x block {T} x emb {E} + 6 x hidden {H})", K * B * (2 * T * E + 6 * H),
+                  "activations", F32, hint=hint + ", or a smaller --batch-size"),
+        ]
+    # the grid's threads (core.grid.GRID_THREADS): their stacks, allocator arenas and BLAS workspaces
+    needs.append(Need(f"{GRID_THREADS} threads' stacks and workspaces = {size(GRID_THREADS * THREAD_BYTES)}",
+                      GRID_THREADS * THREAD_BYTES, hint))
+    # per chunk: X (k, B, T), Y and ix (k, B) int64, its (k, K, B) float losses
+    needs.append(_need(f"{k} steps per chunk x batch {B} x (block {T} + 2 + grid K {K})", k * B * (T + 2 + K),
+                       "minibatch ids and losses", I64, hint=hint + ", or a smaller --batch-size"))
+    return needs
+
+
+def sweep_needs(n_params: int, block_size: int, vocab_size: int, batch_size: int, chunk_steps: int) -> list[Need]:
+    """core.sweep: a copy of the parameters to put back, one chunk of minibatches (k, B, T+1)
+    int64 with the token ids, its log-probabilities (k, V, B) float32."""
+    T, V, B, k = block_size, vocab_size, batch_size, chunk_steps
+    return [
+        _need(f"{count(n_params)} parameters", n_params, "weights", F32, hint="choose a smaller model"),
+        _need(f"{k} steps per chunk x batch {B} x vocabulary {V:,}", k * B * V, "logits", F32,
+              hint="choose a smaller --batch-size, or a words file with fewer distinct characters"),
+        _need(f"{k} steps per chunk x batch {B} x (block {T} + 1)", k * B * (T + 1), "minibatch ids", 3 * I64,
+              hint="choose a smaller --batch-size or --block-size"),
+    ]
