@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from core import budget
 from core.config import DataConfig
 from core.errors import DataError
 from core.words import Vocab
@@ -96,9 +97,15 @@ def split_words(words: list[str], fractions: tuple[float, float, float], seed: i
     return [shuffled[:n1], shuffled[n1:n2], shuffled[n2:]]
 
 
-def make_dataset(words: list[str], block_size: int, config: DataConfig, source: str = "") -> Dataset:
-    """Vocabulary from all words, then the three splits of context windows."""
-    vocab = Vocab.from_words(words)
+def make_dataset(words: list[str], block_size: int, config: DataConfig, source: str = "",
+                 vocab: Vocab | None = None) -> Dataset:
+    """Vocabulary from all words (unless given), then the three splits of context windows.
+
+    Refused before anything is built (core.budget.MemoryBudgetError) if words x block would
+    take more memory than the machine has."""
+    budget.check(f"the dataset of {source or 'the words'}",
+                 budget.dataset_needs(len(words), sum(map(len, words)), block_size, config.split))
+    vocab = Vocab.from_words(words) if vocab is None else vocab
     parts = split_words(words, config.split, config.shuffle_seed)
     if not parts[0]:
         split = ",".join(f"{f:g}" for f in config.split)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from core import budget
 from core.dataset import Split
 from core.jobs import Progress, ProgressFn, StopFn
 from core.model import Params
@@ -28,7 +29,7 @@ from core.native import NativeKernel
 
 TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input
 AVERAGE_LAST = 0.2  # a model's grid loss: its mean minibatch loss over the last 20% of the steps
-GRID_THREADS = 2  # threads for the grid's K models, where the machine has them
+GRID_THREADS = budget.GRID_THREADS  # threads for the grid's K models, where the machine has them (2)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,12 @@ class NativeGrid:
 def train_grid(params: Params, kernel: NativeKernel | None, train: Split, batch_size: int, chunk_steps: int, seed: int,
                at_step: int, exponents: list[float], steps: int, on_progress: ProgressFn, should_stop: StopFn) -> GridResult:
     """Train one copy of `params` per exponent for `steps` steps on the same minibatches (drawn from
-    seed), on the native kernel where given, else batched torch ops. `params` stay untouched."""
+    seed), on the native kernel where given, else batched torch ops. `params` stay untouched.
+    Refused before the copies (core.budget.MemoryBudgetError) if K x the model would not fit."""
+    V, E = params.C.shape
+    TE, H = params.W1.shape
+    budget.check(f"grid K={len(exponents)}", budget.grid_needs(len(exponents), TE // E, E, H, V, batch_size, chunk_steps,
+                                                              native=kernel is not None))
     lrs = [10.0**e for e in exponents]
     # K models are work enough for a second core, unlike the single model at batch 32, where
     # handing each op to another thread costs more than it gains

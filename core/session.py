@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core import budget
 from core.checkpoint import load_checkpoint
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.dataset import make_dataset
 from core.errors import CharMLPError
 from core.reading import shown_path
 from core.trainer import Trainer
-from core.words import BUILTIN_NAME, load_words
+from core.words import BUILTIN_NAME, Vocab, load_words
 
 
 def autosave(trainer: Trainer, path: Path) -> str:
@@ -24,13 +25,21 @@ def autosave(trainer: Trainer, path: Path) -> str:
 
 
 def open_trainer(data: DataConfig, model: ModelConfig, train: TrainConfig, load: Path | None = None) -> Trainer:
-    """A checkpoint given in `load` decides the model's shape (and so the dataset's block size)."""
+    """A checkpoint given in `load` decides the model's shape (and so the dataset's block size).
+
+    What the session will hold is estimated before anything is built (core.budget): the dataset's
+    build (make_dataset), then the splits at rest beside the model, a run and exact evaluation. Too
+    much for the machine (a huge vocabulary, a huge model, words x block) is refused in one line."""
     state = load_checkpoint(load) if load is not None else None
     if state is not None:
         model = state.model
     words = load_words(data.path)
     source = BUILTIN_NAME if data.path is None else shown_path(data.path)  # shown on screen: escaped
-    trainer = Trainer(make_dataset(words, model.block_size, data, source), model, train)
+    vocab, n_chars = Vocab.from_words(words), sum(map(len, words))
+    budget.check(f"the dataset of {source}", budget.dataset_needs(len(words), n_chars, model.block_size, data.split))
+    examples = [e for _, e in budget.split_sizes(len(words), n_chars, data.split)]
+    budget.check(f"a session on {source}", budget.opening_needs(model, vocab.size, train, examples))
+    trainer = Trainer(make_dataset(words, model.block_size, data, source, vocab=vocab), model, train)
     if state is not None and load is not None:  # state is None without load
         trainer.apply_checkpoint(state, load)
     return trainer

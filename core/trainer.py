@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from core import ranges
+from core import budget, ranges
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import ModelConfig, TrainConfig
 from core.dataset import Dataset
@@ -40,6 +40,8 @@ class Trainer:
     def __init__(self, dataset: Dataset, model: ModelConfig = ModelConfig(), train: TrainConfig = TrainConfig()) -> None:
         if model.block_size != dataset.block_size:
             raise ConfigError(f"model block size {model.block_size} != dataset block size {dataset.block_size}")
+        # the parameters and their copies, the step's buffers, a run's chunk: refused before any is made
+        budget.check("the model", budget.trainer_needs(model, dataset.vocab.size, train))
         self.dataset = dataset
         self.model_config = model
         self.train_config = train
@@ -243,6 +245,8 @@ class Trainer:
         generator are untouched afterwards, bit for bit."""
         start, end = ranges.check_span(start, end, "sweep")
         exponents = torch.linspace(start, end, ranges.SWEEP_STEPS.check(steps)).tolist()
+        budget.check("the sweep", budget.sweep_needs(self.n_params, self.model_config.block_size, self.dataset.vocab.size,
+                                                     self.train_config.batch_size, self.train_config.chunk_steps))
         ramp = Ramp(self.params, self._stepper(), self.dataset.train, self.train_config.batch_size,
                     self.train_config.chunk_steps)
         return sweep(ramp, exponents, ranges.SWEEP_REPEATS.check(repeats), self.model_config.seed + 2 + self.step,
