@@ -24,6 +24,7 @@ from core.errors import CheckpointError, ConfigError
 from core.evaluate import ContextCounts, bigram_loss, count_contexts, mean_loss
 from core.files import check_target
 from core.grid import GridResult, train_grid
+from core.reading import printable, shown_path
 from core.history import EvalPoint, LossHistory
 from core.jobs import Divergence, Progress, ProgressFn, RunResult, StopFn, ignore_progress, never_stop
 from core.losswatch import LossWatch
@@ -152,6 +153,7 @@ class Trainer:
                 self.history.append(current.lr, losses[:bad])
                 self.step = restored = kept.restore(self.params, target)
                 self.history.truncate(restored)
+                self.evals = [e for e in self.evals if e.step <= restored]  # those of steps undone go too
                 busy += time.perf_counter() - t0
                 return RunResult(self.step - start_step, False, Divergence(current.start + bad, float(losses[bad]), restored),
                                  busy, self.history.last())
@@ -277,14 +279,17 @@ class Trainer:
         self.apply_checkpoint(load_checkpoint(Path(path).expanduser()), path)
 
     def apply_checkpoint(self, state: TrainingState, path: Path) -> None:
+        shown = shown_path(path)
         if state.vocab_chars != self.dataset.vocab.chars:
-            raise CheckpointError(f"{path}: its vocabulary ({len(state.vocab_chars) + 1} tokens) differs from the data's "
+            raise CheckpointError(f"{shown}: its vocabulary ({len(state.vocab_chars) + 1} tokens) differs from the data's "
                                   f"({self.dataset.vocab.size}); load it with the words file it was trained on")
         if state.model.block_size != self.dataset.block_size:
-            raise CheckpointError(f"{path}: block size {state.model.block_size} differs from the data's "
+            raise CheckpointError(f"{shown}: block size {state.model.block_size} differs from the data's "
                                   f"{self.dataset.block_size}; start with --load to use its block size")
-        # All or nothing: everything that can fail (the generator state, the step's buffers, the
-        # memory for them) is built first, beside the model; then plain assignments swap it in.
+        # All or nothing: everything that can fail (the memory, the generator state, the step's
+        # buffers) is checked or built first, beside the model; then plain assignments swap it in.
+        budget.check("the checkpoint's model", budget.trainer_needs(state.model, self.dataset.vocab.size,
+                                                                    self.train_config))
         batch_gen = torch.Generator()
         try:
             batch_gen.set_state(state.batch_rng)
@@ -294,7 +299,7 @@ class Trainer:
             history.restore(state.history_lr, state.history_loss)
         except (RuntimeError, TypeError, ValueError, MemoryError) as e:
             first = (str(e).splitlines() or [type(e).__name__])[0][:120]
-            raise CheckpointError(f"{path}: cannot be applied ({first}); nothing was loaded") from None
+            raise CheckpointError(f"{shown}: cannot be applied ({printable(first)}); nothing was loaded") from None
         self.model_config = state.model
         self.params, self._sgd = params, sgd  # as _install, with the step built before the swap
         self.step, self.lr_exponent = state.step, state.lr_exponent

@@ -133,3 +133,15 @@ def test_any_script_parses_to_actions_that_read_back_or_is_refused_in_one_line(t
         assert "\n" not in str(e) and "\x1b" not in str(e)
         return
     assert actions and parse_script("; ".join(map(str, actions))) == actions
+
+
+def test_a_rollback_takes_the_evaluations_of_the_steps_it_undoes(small_words):
+    from core.config import DataConfig, ModelConfig, TrainConfig
+    from core.dataset import make_dataset
+    from core.trainer import Trainer
+
+    trainer = Trainer(make_dataset(small_words, 3, DataConfig()), ModelConfig(), TrainConfig(chunk_steps=2))
+    trainer.run(300, eval_every=100)
+    trainer.set_lr_exponent(0.5)
+    result = trainer.run(3000, eval_every=2)
+    assert result.divergence is not None and trainer.evals[-1].step <= trainer.step == result.divergence.restored_step
