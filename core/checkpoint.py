@@ -16,7 +16,7 @@ what the file claims:
    at most MAX_PICKLE_BYTES. torch.load then allocates the tensors' storages at the sizes of their
    records (it compares the pickle's claim with the record before allocating), so at most what the
    file holds, plus the unpickled plain values (see MAX_PICKLE_BYTES);
-3. the values: every field for type, range and finiteness, every tensor for dtype, shape and
+3. the values (core.checkpoint_fields): every field for type, range and finiteness, every tensor for dtype, shape and
    layout (contiguous, from the start of a storage that holds exactly its elements: no expand()
    or as_strided() view claiming more elements than were stored), the minibatch generator's state
    by setting it on a scratch generator. Nothing in a refused checkpoint reaches the Trainer.
@@ -24,35 +24,23 @@ what the file claims:
 
 from __future__ import annotations
 
-import math
 import os
 import pickle
 import re
 import struct
 import warnings
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import torch
 
-from core import ranges
-from core.config import ModelConfig
-from core.errors import CheckpointError, ConfigError
+from core.errors import CheckpointError
 from core.files import replace_atomically
-from core.history import EvalPoint
-from core.model import PARAM_NAMES, Params
 from core.reading import describe_size, file_kind, printable
+from core.checkpoint_fields import FORMAT, VERSION, first_line, validate
 from core.state import TrainingState
-from core.words import BOUNDARY
 
-FORMAT = "charmlp-tui checkpoint"
-VERSION = 1
-FIELDS = frozenset({"format", "version", "model", "vocab", "params", "step", "lr_exponent", "history", "evals",
-                    "batch_rng_state"})
-MODEL_FIELDS = frozenset({"block_size", "emb_dim", "hidden", "seed"})
-HISTORY_FIELDS = frozenset({"lr", "loss"})
 # Generous: the default model's checkpoint is ~25 KB, the history adds 8 bytes a step (a billion
 # steps is 8 GB). Loading allocates about the file's size (see the module doc), so this bound only
 # refuses the absurd (a sparse file of terabytes) before anything is read.
@@ -63,11 +51,7 @@ MAX_BYTES = 16 << 30
 MAX_PICKLE_BYTES = 16 << 20
 MAX_RECORDS = 1024  # torch.save writes 6 records and one per tensor (8 here)
 MAX_DIRECTORY_BYTES = 1 << 20  # their zip directory: ~80 bytes a record
-# the step count: far past any reachable one (a run is at most ranges.RUN_STEPS); the history's
-# length must equal it, and the history's tensors are bounded by the file
-RNG_BYTES = torch.Generator().get_state().numel()  # a CPU generator's state: mt19937 and its normal cache
 
-_Bad = Callable[[str], CheckpointError]  # makes the one-line refusal of a field
 _EOCD, _ZIP64_EOCD, _ZIP64_LOCATOR = 0x06054B50, 0x06064B50, 0x07064B50
 _STORAGE_RECORD = re.compile(r"[^/]+/data/[0-9]+")  # archive/data/0: a tensor's storage
 
@@ -111,7 +95,7 @@ def load_checkpoint(path: Path) -> TrainingState:
             raw = _unpickle(name, f)
     finally:
         os.close(fd)
-    return _validate(name, raw)
+    return validate(name, raw)
 
 
 def _check_file(name: str, fd: int) -> int:
@@ -147,7 +131,7 @@ def _check_archive(name: str, f: BinaryIO, size: int) -> None:
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, struct.error, EOFError, NotImplementedError) as e:
-        raise _unreadable(name, f"truncated or corrupt: {_first_line(e)}") from None
+        raise _unreadable(name, f"truncated or corrupt: {first_line(e)}") from None
     if len(records) != count:  # zipfile reads entries until the directory's bytes end, not `count` of them
         raise _unreadable(name, "its zip directory holds another number of records than its end record says")
     names = [r.filename for r in records]  # shown with !r: escaped
@@ -224,152 +208,6 @@ def _unpickle(name: str, f: BinaryIO) -> object:
     except MemoryError:
         raise CheckpointError(f"{name}: too large for the memory this machine has free; nothing was loaded") from None
     except Exception as e:  # noqa: BLE001 - torch's reader raises many kinds for a corrupt archive
-        raise _unreadable(name, f"truncated or corrupt: {_first_line(e)}") from None
+        raise _unreadable(name, f"truncated or corrupt: {first_line(e)}") from None
 
 
-def _first_line(e: BaseException, limit: int = 120) -> str:
-    return printable((str(e).splitlines() or [""])[0][:limit] or type(e).__name__)
-
-
-# ---- the values -------------------------------------------------------------------------------
-def _kind(value: object) -> str:
-    """A value as a message may show it: short, one line, never a tensor's or a container's repr."""
-    if isinstance(value, bool) or value is None or (isinstance(value, (int, float)) and len(repr(value)) <= 24):
-        return repr(value)
-    if isinstance(value, str) and len(value) <= 24:
-        return repr(value)
-    return f"a {type(value).__name__}"
-
-
-def _validate(shown: str, raw: object) -> TrainingState:
-    def bad(why: str) -> CheckpointError:
-        return CheckpointError(f"{shown}: not a valid charmlp-tui checkpoint ({why}); nothing was loaded")
-
-    if not isinstance(raw, dict) or type(raw.get("format")) is not str or raw["format"] != FORMAT:
-        raise bad("missing its format marker")
-    version = raw.get("version")
-    if type(version) is not int or version != VERSION:
-        raise bad(f"version {_kind(version)}, this program reads version {VERSION}")
-    _check_fields(raw, FIELDS, "", bad)
-    model_fields = raw["model"]
-    if not isinstance(model_fields, dict):
-        raise bad(f"model is {_kind(model_fields)}, not a dict of its sizes")
-    _check_fields(model_fields, MODEL_FIELDS, "model ", bad)
-    try:
-        model = ModelConfig(**{k: _whole(model_fields[k], f"model {k}", bad) for k in MODEL_FIELDS})
-    except ConfigError as e:
-        raise bad(str(e)) from None
-    vocab = _vocab(raw["vocab"], bad)
-    step = _step(raw["step"], bad)
-    lr_exponent = _lr_exponent(raw["lr_exponent"], bad)
-    V, E, T, H = len(vocab) + 1, model.emb_dim, model.block_size, model.hidden
-    shapes = {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,)}
-    tensors = raw["params"]
-    if not isinstance(tensors, dict):
-        raise bad(f"params is {_kind(tensors)}, not a dict of tensors")
-    _check_fields(tensors, frozenset(PARAM_NAMES), "parameter ", bad)
-    params = Params(*(_tensor(tensors[name], shapes[name], torch.float32, name, bad) for name in PARAM_NAMES))
-    for name, t in zip(PARAM_NAMES, params.tensors()):
-        if not bool(torch.isfinite(t).all()):
-            raise bad(f"{name} holds non-finite values")
-    history = raw["history"]
-    if not isinstance(history, dict):
-        raise bad(f"history is {_kind(history)}, not a dict of tensors")
-    _check_fields(history, HISTORY_FIELDS, "history ", bad)
-    lr = _tensor(history["lr"], (step,), torch.float32, "history lr", bad)
-    loss = _tensor(history["loss"], (step,), torch.float32, "history loss", bad)
-    if not bool(torch.isfinite(lr).all()) or not bool((lr > 0).all()):
-        raise bad("history lr holds a learning rate that is not a positive finite number")
-    if not bool(torch.isfinite(loss).all()):  # a run stops at a non-finite loss and never records it
-        raise bad("history loss holds non-finite values")
-    evals = _evals(raw["evals"], step, bad)
-    rng = _tensor(raw["batch_rng_state"], (RNG_BYTES,), torch.uint8, "minibatch generator state", bad)
-    scratch = torch.Generator()
-    try:
-        scratch.set_state(rng)  # torch checks the state's own fields (seeded, position in range)
-    except (RuntimeError, TypeError, ValueError) as e:
-        raise bad(f"minibatch generator state: {_first_line(e)}") from None
-    # kept as the generator gives it back: set_state ignores some bytes (the upper halves of the
-    # old 64-bit words, padding), so this is the same stream with nothing in it that is not used
-    rng = scratch.get_state()
-    return TrainingState(model, vocab, params, step, lr_exponent, lr, loss, evals, rng)
-
-
-def _check_fields(fields: dict[object, object], expected: frozenset[str], what: str, bad: _Bad) -> None:
-    missing = sorted(expected - set(fields))
-    unknown = [k for k in fields if k not in expected]
-    if missing:
-        raise bad(f"missing {what}field{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    if unknown:
-        shown = ", ".join(_kind(k) for k in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
-        raise bad(f"unknown {what}field{'s' if len(unknown) > 1 else ''} {shown}")
-
-
-def _whole(value: object, what: str, bad: _Bad) -> int:
-    if type(value) is not int:
-        raise bad(f"{what} is {_kind(value)}, not a whole number")
-    return value
-
-
-def _step(value: object, bad: _Bad) -> int:
-    try:
-        return ranges.STEP.check(_whole(value, "step", bad))
-    except ConfigError as e:
-        raise bad(str(e)) from None
-
-
-def _lr_exponent(value: object, bad: _Bad) -> float:
-    if type(value) not in (int, float):
-        raise bad(f"lr exponent is {_kind(value)}, not a number")
-    try:
-        return ranges.LR_EXPONENT.check(value)  # 400 would overflow 10**exp; -inf or nan are no rate
-    except ConfigError as e:
-        raise bad(str(e)) from None
-
-
-def _vocab(value: object, bad: _Bad) -> str:
-    """As core.words.Vocab builds it: the sorted distinct characters of the words, printable, no boundary."""
-    if type(value) is not str or not value:
-        raise bad(f"vocabulary is {_kind(value)}, not a string of characters")
-    if BOUNDARY in value:
-        raise bad(f"vocabulary holds the boundary token {BOUNDARY!r}")
-    if not value.isprintable():
-        raise bad("vocabulary holds a character that is not printable")
-    if any(a >= b for a, b in zip(value, value[1:])):
-        raise bad("vocabulary is not sorted distinct characters")
-    return value
-
-
-def _tensor(value: object, shape: tuple[int, ...], dtype: torch.dtype, what: str, bad: _Bad) -> torch.Tensor:
-    """A plain CPU tensor of this dtype and shape that owns exactly its elements' bytes. Checked on
-    its metadata only, before any value is read: an expand()ed or as_strided() tensor of a small
-    storage can claim any number of elements, and reading them would allocate as many."""
-    if type(value) is not torch.Tensor:  # a Parameter or another subclass is not what save_checkpoint writes
-        raise bad(f"{what} is {_kind(value)}, not a tensor")
-    t = value
-    if t.layout != torch.strided or t.device.type != "cpu" or t.is_quantized or t.requires_grad:
-        raise bad(f"{what} is not a plain tensor")
-    if t.dtype != dtype or tuple(t.shape) != shape:
-        raise bad(f"{what} should be {str(dtype).removeprefix('torch.')} {shape}, found "
-                  f"{str(t.dtype).removeprefix('torch.')} {tuple(t.shape)}")
-    if (not t.is_contiguous() or t.storage_offset() != 0 or t.is_conj() or t.is_neg()
-            or t.untyped_storage().nbytes() != t.numel() * t.element_size()):
-        raise bad(f"{what} is a view of other memory, not a tensor of its own")
-    return t
-
-
-def _evals(value: object, step: int, bad: _Bad) -> tuple[EvalPoint, ...]:
-    if not isinstance(value, (list, tuple)):
-        raise bad(f"evaluations are {_kind(value)}, not a list")
-    points = []
-    for i, record in enumerate(value):
-        if not isinstance(record, (list, tuple)) or len(record) != 3:
-            raise bad(f"evaluation {i} is {_kind(record)}, not [step, train loss, dev loss]")
-        at, train, dev = record
-        if type(at) is not int or not 0 <= at <= step:
-            raise bad(f"evaluation {i} is at step {_kind(at)}, not a step from 0 to {step}")
-        for name, loss in (("train", train), ("dev", dev)):
-            if loss is not None and (type(loss) is not float or not math.isfinite(loss) or loss < 0):
-                raise bad(f"evaluation {i} has {name} loss {_kind(loss)}, not a finite number >= 0 or None")
-        points.append(EvalPoint(at, train, dev))
-    return tuple(points)

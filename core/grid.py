@@ -29,7 +29,7 @@ from core.native import NativeKernel
 
 TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input
 AVERAGE_LAST = 0.2  # a model's grid loss: its mean minibatch loss over the last 20% of the steps
-GRID_THREADS = budget.GRID_THREADS  # threads for the grid's K models, where the machine has them (2)
+GRID_THREADS = budget.GRID_THREADS
 
 
 @dataclass(frozen=True)

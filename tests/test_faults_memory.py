@@ -195,19 +195,19 @@ def test_product_of_sizes(outcomes, case, expected):
 
 # ---- what the machine has --------------------------------------------------------------------------
 def test_the_address_space_limit_is_read():
-    code = ("import resource; from core import budget; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)); "
-            "a = budget.available(); print(a.bytes, a.source)")
+    code = ("import resource; from core import memory; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)); "
+            "a = memory.available(); print(a.bytes, a.source)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     room, source = out.stdout.split(" ", 1)
     assert 0 < int(room) < 2 * GiB * 0.8 and source.startswith("the address-space limit, ulimit -v"), out
 
 
 def test_nothing_readable_falls_back_to_the_physical_memory(monkeypatch):
-    from core import budget
+    from core import budget, memory
 
-    monkeypatch.setattr(budget, "_read", lambda path: None)
-    monkeypatch.setattr(budget.resource, "getrlimit", lambda which: (budget.resource.RLIM_INFINITY,) * 2)
-    have = budget.available()
+    monkeypatch.setattr(memory, "_read", lambda path: None)
+    monkeypatch.setattr(memory.resource, "getrlimit", lambda which: (memory.resource.RLIM_INFINITY,) * 2)
+    have = memory.available()
     assert have.source.startswith("the physical memory") and have.bytes > 0
     assert budget.size(have.bytes).endswith("GiB")
 
