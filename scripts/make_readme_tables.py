@@ -2,7 +2,9 @@
 
 - keys: the app's keys, from tui.keys.KEYS;
 - actions: the headless script actions, from core.verbs.VERBS;
-- flags: every command-line flag, from tui.settings.build_parser().
+- flags: every command-line flag, from tui.settings.build_parser();
+- faults: the fault suites, tests/test_faults*.py: what each covers (its docstring's first line)
+  and how many cases pytest collects from it.
 
 Each table sits between `<!-- generated: NAME ... -->` and `<!-- end generated: NAME -->` in
 README.md; the text around them is left alone.
@@ -16,8 +18,11 @@ tests/test_readme.py runs the check.
 from __future__ import annotations
 
 import argparse
+import ast
 import re
+import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -66,11 +71,24 @@ def flags_table() -> str:
     return table(("flag", "what it does"), rows)
 
 
+def faults_table() -> str:
+    files = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "tests").glob("test_faults*.py"))
+    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *files],
+                               cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
+    cases = Counter(line.split("::")[0] for line in collected.splitlines() if "::" in line)
+    rows = []
+    for name in files:
+        doc = ast.get_docstring(ast.parse((REPO / name).read_text(encoding="utf-8"))) or ""
+        rows.append((code(name), " ".join(doc.split("\n\n")[0].split()), f"{cases[name]:,}"))
+    return table(("suite", "what it covers", "cases"), rows)
+
+
 # name: (where it comes from, what builds it)
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "keys": ("tui/keys.py", keys_table),
     "actions": ("core/verbs.py", actions_table),
     "flags": ("tui/settings.py", flags_table),
+    "faults": ("tests/test_faults*.py", faults_table),
 }
 
 
@@ -111,7 +129,7 @@ def _names(stale: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Regenerate README.md's key, action and flag tables.")
+    parser = argparse.ArgumentParser(description="Regenerate README.md's key, action, flag and fault-suite tables.")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table is stale")
     args = parser.parse_args(argv)
     readme = README.read_text(encoding="utf-8")
