@@ -86,6 +86,12 @@ def check(action: str, needs: Sequence[Need]) -> None:
 
 
 # ---- estimates, one per thing that allocates ---------------------------------------------------
+def threads_needs(threads: int) -> list[Need]:
+    """--threads N: each of torch's threads maps a stack and an allocator arena (a libgomp thread that
+    cannot get them ends the process with no message of ours)."""
+    return [_need(f"--threads {threads}", threads, "threads", THREAD_BYTES, hint="choose fewer --threads")]
+
+
 DATASET_HINT = "choose a smaller --block-size, or a words file with fewer or shorter words"
 
 

@@ -56,7 +56,7 @@ _EOCD, _ZIP64_EOCD, _ZIP64_LOCATOR = 0x06054B50, 0x06064B50, 0x07064B50
 _STORAGE_RECORD = re.compile(r"[^/]+/data/[0-9]+")  # archive/data/0: a tensor's storage
 
 
-def save_checkpoint(path: Path, state: TrainingState) -> None:
+def save_checkpoint(path: Path, state: TrainingState, exclusive: bool = False) -> None:
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -73,7 +73,7 @@ def save_checkpoint(path: Path, state: TrainingState) -> None:
         "evals": [[e.step, e.train, e.dev] for e in state.evals if e.step <= state.step],
         "batch_rng_state": state.batch_rng,
     }
-    replace_atomically(path, lambda f: torch.save(payload, f), CheckpointError, "checkpoint")
+    replace_atomically(path, lambda f: torch.save(payload, f), CheckpointError, "checkpoint", exclusive)
 
 
 def load_checkpoint(path: Path) -> TrainingState:

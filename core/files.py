@@ -53,12 +53,29 @@ def input_at(path: Path) -> str | None:
     return None
 
 
+def expand(path: Path | str, error: type[CharMLPError]) -> Path:
+    """`~` and `~user` expanded; a user with no home is one line, not a RuntimeError."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # ~nosuchuser
+        user = str(path).split("/", 1)[0]
+        raise error(f"{shown_path(path)}: {shown_path(user)} names no user with a home folder") from None
+
+
+def resolved(path: Path) -> Path:
+    """The path made absolute with links followed, or absolute as it is where that fails (a link loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
 def check_target(path: Path, force: bool, written: set[Path], error: type[CharMLPError], example: str,
                  overwrite_hint: str) -> Path:
     """The path to write, expanded; refused (even with force) if it is a folder, not a regular
     file (a device, a FIFO, a socket: a symlink is followed to see), or a file this session reads;
     refused without force if it exists and is not in `written`. Nothing is written here."""
-    path = Path(path).expanduser()
+    path = expand(path, error)
     shown = shown_path(path)
     if "\0" in str(path):
         raise error(f"{shown}: a file name cannot contain a NUL byte; give another name")
@@ -77,7 +94,7 @@ def check_target(path: Path, force: bool, written: set[Path], error: type[CharML
     what = input_at(path)
     if what is not None:
         raise error(f"{shown}: is the {what} this session reads, which is never overwritten; choose another name")
-    if not force and path.resolve() not in written:
+    if not force and resolved(path) not in written:
         raise error(f"{shown}: already exists; choose another name or {overwrite_hint}")
     return path
 
@@ -127,12 +144,14 @@ def remove_orphans(directory: Path, prefix: str) -> list[str]:
     return removed
 
 
-def replace_atomically(path: Path, write: Callable[[BinaryIO], object], error: type[CharMLPError], what: str) -> None:
+def replace_atomically(path: Path, write: Callable[[BinaryIO], object], error: type[CharMLPError], what: str,
+                       exclusive: bool = False) -> None:
     """Write through a temporary file beside `path`, synced, then renamed over it: a crash leaves
     the old file whole, and any failure (a full disk, a read-only place, no permission, a name too
     long, an interrupt) leaves no temporary file and one line in `error`. The temporary name
     carries this process's id, so a later save removes what a killed one left. open() creates it,
-    so the user's umask applies."""
+    so the user's umask applies. exclusive: `path` must not exist (two processes saving to one new
+    name: the second is refused, not silently replaced)."""
     path = Path(path)
     shown = shown_path(path)
     if "\0" in str(path):
@@ -153,11 +172,23 @@ def replace_atomically(path: Path, write: Callable[[BinaryIO], object], error: t
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)  # fails if the name was taken meanwhile; os.replace would not
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
         created = False
         _sync_folder(directory)
+    except FileExistsError:
+        raise error(f"{shown}: was written meanwhile by another program; choose another name") from None
+    except NotADirectoryError:
+        raise error(f"{shown}: {shown_path(directory)} is a file, not a folder") from None
     except OSError as e:
         raise error(f"{shown}: cannot write {what} ({_reason(e)}); the previous file, if any, is unchanged") from None
+    except RuntimeError as e:  # torch's zip writer hides the OSError of a full disk behind its own error
+        cause = e.__context__ if isinstance(e.__context__, OSError) else None
+        why = _reason(cause) if cause else "the write failed part-way"
+        raise error(f"{shown}: cannot write {what} ({why}); the previous file, if any, is unchanged") from None
     finally:
         if created:  # any failure, an interrupt included: no temporary file left behind
             try:

@@ -72,9 +72,9 @@ class Name:
 
     def check(self, value: object, what: str | None = None) -> str:
         if (not isinstance(value, str) or not 1 <= len(value) <= self.max_length
-                or any(c.isspace() or c in ";#" for c in value)):
-            raise ConfigError(f"{what or self.what} is 1 to {self.max_length} characters without spaces, ';' or '#', "
-                              f"got {value!r}")
+                or any(c.isspace() or c in ";#" or not c.isprintable() for c in value)):
+            raise ConfigError(f"{what or self.what} is 1 to {self.max_length} printable characters without spaces, "
+                              f"';' or '#', got {value!r}")
         return value
 
     def parse(self, text: str, what: str | None = None) -> str:

@@ -14,12 +14,13 @@ Free of torch.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from core.actions import Action
 from core.verbs import VERBS
 from core.errors import ConfigError
-from core.files import check_target, replace_atomically
+from core.files import check_target, replace_atomically, resolved
 
 
 class SessionRecord:
@@ -60,7 +61,8 @@ class SessionRecord:
 
     def script(self, header: list[str], now_at_step: int | None = None) -> str:
         """The script so far; during a run, its steps up to now_at_step are included."""
-        lines = [f"# {line}" for line in header] + self.lines
+        # every physical line a comment: a file name with a line end in it must not become an action
+        lines = [f"# {part}" for line in header for part in line.splitlines() or [""]] + self.lines
         if self._run_start is not None and now_at_step is not None and now_at_step > self._run_start:
             lines += [f"run {now_at_step - self._run_start}", "# (exported during a run: its remaining steps are not here)"]
         return "\n".join(lines) + "\n"
@@ -69,6 +71,7 @@ class SessionRecord:
 def write_script(path: Path, text: str, force: bool, written: set[Path]) -> Path:
     """Write a session script (core.files: asks for force over a file not in `written`, atomic)."""
     path = check_target(path, force, written, ConfigError, "session.txt", "overwrite it")
-    replace_atomically(path, lambda f: f.write(text.encode("utf-8")), ConfigError, "the script")
-    written.add(path.resolve())
+    replace_atomically(path, lambda f: f.write(text.encode("utf-8")), ConfigError, "the script",
+                       exclusive=not os.path.lexists(path))
+    written.add(resolved(path))
     return path

@@ -15,13 +15,13 @@ from core.trainer import Trainer
 from core.words import BUILTIN_NAME, Vocab, load_words
 
 
-def autosave(trainer: Trainer, path: Path) -> str:
-    """Save the model to --autosave's path, however the session ends; one line saying what happened."""
+def autosave(trainer: Trainer, path: Path) -> tuple[bool, str]:
+    """Save the model to --autosave's path, however the session ends: (saved, one line saying what happened)."""
     try:
         trainer.save(path, force=True)
     except CharMLPError as e:
-        return f"error: autosave failed: {e}"
-    return f"saved the model to {shown_path(path)} (step {trainer.step})"
+        return False, f"error: autosave failed: {e}"
+    return True, f"saved the model to {shown_path(path)} (step {trainer.step})"
 
 
 def open_trainer(data: DataConfig, model: ModelConfig, train: TrainConfig, load: Path | None = None) -> Trainer:

@@ -9,6 +9,7 @@ Arguments are checked against core.ranges, the same ranges the script parser use
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from core.config import ModelConfig, TrainConfig
 from core.dataset import Dataset
 from core.errors import CheckpointError, ConfigError
 from core.evaluate import ContextCounts, bigram_loss, count_contexts, mean_loss
-from core.files import check_target
+from core.files import check_target, expand, resolved
 from core.grid import GridResult, train_grid
 from core.reading import printable, shown_path
 from core.history import EvalPoint, LossHistory
@@ -270,13 +271,13 @@ class Trainer:
     def save(self, path: Path, force: bool = False) -> Path:
         """Write a checkpoint. An existing file this trainer did not write is kept unless force."""
         path = check_target(path, force, self._written, CheckpointError, "model.pt", "overwrite it with --force")
-        save_checkpoint(path, self.state())
-        self._written.add(path.resolve())
+        save_checkpoint(path, self.state(), exclusive=not os.path.lexists(path))
+        self._written.add(resolved(path))
         return path
 
     def load(self, path: Path) -> None:
         """Replace the model by a checkpoint's. Nothing changes if it is refused."""
-        self.apply_checkpoint(load_checkpoint(Path(path).expanduser()), path)
+        self.apply_checkpoint(load_checkpoint(expand(path, CheckpointError)), path)
 
     def apply_checkpoint(self, state: TrainingState, path: Path) -> None:
         shown = shown_path(path)

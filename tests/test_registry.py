@@ -83,7 +83,7 @@ def test_a_history_view_never_changes_after_it_was_taken():
 
 
 def test_a_bad_snapshot_name_is_refused_when_the_script_is_checked():
-    with pytest.raises(ScriptError, match="action 2 .*NAME is 1 to 40 characters"):
+    with pytest.raises(ScriptError, match="action 2 .*NAME is 1 to 40 printable characters"):
         parse_script(f"run 10; snapshot {'x' * 41}")
 
 

@@ -24,6 +24,7 @@ from textual.geometry import Size
 from textual.widgets import Footer, Label, RichLog
 
 from core.actions import Action
+from core.files import resolved
 from core.verbs import VERBS
 from tui import keys
 from tui.charts import EmbeddingChart, SweepChart, TrainingChart
@@ -299,7 +300,13 @@ class CharMLPApp(App[int]):
         def chosen(path: Path | None) -> None:
             if path is None:
                 return
-            if path.exists() and path.resolve() not in self.written_paths:
+            try:
+                path = path.expanduser()
+                exists = path.exists()
+            except (OSError, RuntimeError, ValueError):  # ~nosuchuser, a name too long, a NUL byte
+                write(path, False)  # the worker refuses it in one line, as headless does
+                return
+            if exists and resolved(path) not in self.written_paths:
                 self.push_screen(ConfirmScreen(f"{path} exists. Overwrite it?"),
                                  lambda yes: write(path, True) if yes else None)
             else:
@@ -310,14 +317,14 @@ class CharMLPApp(App[int]):
     def action_save(self) -> None:
         def save(path: Path, force: bool) -> None:
             self.last_path = str(path)
-            self.written_paths.add(path.resolve())
+            self.written_paths.add(resolved(path))
             self.send(Save(path, force))
 
         self._ask_where("Save checkpoint to:", self.last_path, save)
 
     def action_export(self) -> None:
         def export(path: Path, force: bool) -> None:
-            self.written_paths.add(path.resolve())
+            self.written_paths.add(resolved(path))
             self.send(Export(path, force))
 
         self._ask_where("Export the session as a script to:", "charmlp-session.txt", export)

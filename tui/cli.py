@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 
+from core import budget
 from core.actions import Action
 from core.errors import CharMLPError
 from core.verbs import parse_script
@@ -45,6 +46,15 @@ def _silence_stdout() -> None:
 
 def _main(argv: list[str] | None) -> int:
     settings = parse_settings(argv)
+    if not settings.headless and not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual reads one, draws on the other
+        print("charmlp-tui: error: the app needs a terminal (standard input and standard error); to run without one "
+              "use --headless --script", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        budget.check(f"{settings.threads} torch threads", budget.threads_needs(settings.threads))
+    except CharMLPError as e:
+        print(f"charmlp-tui: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     actions: list[Action] = []
     if settings.script is not None:  # refuse a bad script before anything is loaded
         try:

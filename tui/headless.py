@@ -17,7 +17,7 @@ from core.jobs import Progress as TrainProgress
 from core.session import autosave, open_trainer
 from core.trainer import Trainer
 from core.verbs import VERBS
-from tui.settings import EXIT_INTERRUPTED, EXIT_USAGE, Settings
+from tui.settings import EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_USAGE, Settings
 
 COMPILE_FROM_STEPS = 50_000  # below this the ~1 s first build of the native steps does not pay for itself
 
@@ -62,12 +62,14 @@ def _run_headless(settings: Settings, actions: list[Action], err: Console, stop:
     _describe(trainer, err)
     if settings.compile:
         _start_compiling(trainer, actions, err)
+    saved = True
     try:
-        return _run_actions(trainer, actions, settings, err, stop, started)
+        code = _run_actions(trainer, actions, settings, err, stop, started)
     finally:
         if settings.autosave is not None:  # however the script ends: done, a bad action, a signal
-            err.print(f"charmlp-tui: {autosave(trainer, settings.autosave)}", markup=False, highlight=False,
-                      soft_wrap=True)
+            saved, line = autosave(trainer, settings.autosave)
+            err.print(f"charmlp-tui: {line}", markup=False, highlight=False, soft_wrap=True)
+    return EXIT_OUTPUT if code == 0 and not saved else code  # a lost model is not a success
 
 
 def _start_compiling(trainer: Trainer, actions: list[Action], err: Console) -> None:

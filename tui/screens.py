@@ -122,7 +122,7 @@ class PathScreen(Dialog[Path | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
-        self.answer(Path(value).expanduser() if value else None)
+        self.answer(Path(value) if value else None)  # `~` is expanded where it is used, with its errors
 
     def action_cancel(self) -> None:
         self.answer(None)
@@ -163,7 +163,7 @@ class SnapshotsScreen(Dialog[str | None]):
         with Vertical(classes="dialog wide"):
             yield Label(f"Snapshots: z takes one; the newest {MAX_SNAPSHOTS} are kept")
             if self.rows:
-                yield OptionList(*self.rows, id="snapshots")
+                yield OptionList(*(Content(printable(row)) for row in self.rows), id="snapshots")  # no markup
                 yield Label("enter: restore · escape: cancel", classes="hint")
             else:
                 yield Label("None yet: press z to take one.", classes="hint")

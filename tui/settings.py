@@ -22,7 +22,7 @@ from core.verbs import VERBS
 
 EXIT_USAGE = 2  # bad flags, bad input files, bad scripts
 EXIT_INTERRUPTED = 130  # a second Ctrl+C; a first signal N exits with 128 + N as a shell reports it
-EXIT_OUTPUT = 1  # standard output or error could not be written (a full disk); a closed pipe exits 128 + SIGPIPE
+EXIT_OUTPUT = 1  # stdout or the --autosave checkpoint could not be written (a full disk); a closed pipe exits 128 + SIGPIPE
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ class TrainerWorker:
             session.serve()
         finally:
             if s.autosave is not None:  # however the app ends: quit, a signal
-                self.exit_note = autosave(trainer, s.autosave)
+                _, self.exit_note = autosave(trainer, s.autosave)
 
 
 class _Session:
