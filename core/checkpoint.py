@@ -37,7 +37,7 @@ import torch
 
 from core.errors import CheckpointError
 from core.files import replace_atomically
-from core.reading import describe_size, file_kind, printable
+from core.reading import describe_size, open_regular, printable
 from core.checkpoint_fields import FORMAT, VERSION, first_line, validate
 from core.state import TrainingState
 
@@ -80,36 +80,14 @@ def load_checkpoint(path: Path) -> TrainingState:
     """Read and validate a checkpoint; raise CheckpointError with a one-line reason otherwise."""
     path = Path(path)
     name = printable(os.fspath(path))
+    fd, size = open_regular(path, MAX_BYTES, CheckpointError, "checkpoint", name, missing="no such checkpoint file")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise CheckpointError(f"{name}: no such checkpoint file") from None
-    except ValueError:  # a NUL byte in the name
-        raise CheckpointError(f"{name}: a file name cannot contain a NUL byte") from None
-    except OSError as e:  # a socket cannot be opened (ENXIO)
-        raise CheckpointError(f"{name}: cannot be read ({e.strerror or e}); give a checkpoint file") from None
-    try:
-        size = _check_file(name, fd)
         with open(fd, "rb", closefd=False) as f:  # what was checked is what is read
             _check_archive(name, f, size)
             raw = _unpickle(name, f)
     finally:
         os.close(fd)
     return validate(name, raw)
-
-
-def _check_file(name: str, fd: int) -> int:
-    try:
-        info = os.fstat(fd)
-    except OSError as e:
-        raise CheckpointError(f"{name}: cannot be read ({e.strerror or e})") from None
-    kind = file_kind(info.st_mode)
-    if kind is not None:
-        raise CheckpointError(f"{name}: is {kind}, not a checkpoint; give a regular file")
-    if info.st_size > MAX_BYTES:
-        raise CheckpointError(f"{name}: {describe_size(info.st_size)} is more than a checkpoint may be "
-                              f"({describe_size(MAX_BYTES)}); nothing was loaded")
-    return int(info.st_size)
 
 
 def _unreadable(name: str, why: str) -> CheckpointError:

@@ -70,12 +70,11 @@ def file_kind(mode: int) -> str | None:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
-def read_regular_file(path: Path, max_bytes: int, error: type[CharMLPError], what: str, shown: str | None = None,
-                      missing: str = "no such file") -> bytes:
-    """The bytes of `path`, or `error` with one line: missing, a directory, a FIFO, a device or a
-    socket, more than max_bytes, or unreadable. `what` names the file in messages ("words file");
-    `shown` is how the file is named in them (by default the path, escaped by shown_path)."""
-    shown = shown or shown_path(path)
+def open_regular(path: Path, max_bytes: int, error: type[CharMLPError], what: str, shown: str,
+                 missing: str = "no such file") -> tuple[int, int]:
+    """(an open descriptor, the size) of `path`, or `error` with one line: missing, a directory, a
+    FIFO, a device or a socket, more than max_bytes, or unreadable. Opened non-blocking and checked
+    with fstat on that descriptor, so what was checked is what is read. The caller closes it."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -95,6 +94,23 @@ def read_regular_file(path: Path, max_bytes: int, error: type[CharMLPError], wha
         if info.st_size > max_bytes:
             raise error(f"{shown}: {describe_size(info.st_size)} ({info.st_size:,} bytes) is more than a {what} may "
                         f"be ({describe_size(max_bytes)}); give a smaller file")
+    except OSError as e:
+        os.close(fd)
+        raise error(f"{shown}: cannot be read ({e.strerror or e})") from None
+    except CharMLPError:
+        os.close(fd)
+        raise
+    return fd, int(info.st_size)
+
+
+def read_regular_file(path: Path, max_bytes: int, error: type[CharMLPError], what: str, shown: str | None = None,
+                      missing: str = "no such file") -> bytes:
+    """The bytes of `path` (open_regular's checks), read in pieces up to max_bytes. `what` names the
+    file in messages ("words file"); `shown` is how the file is named in them (by default the path,
+    escaped by shown_path)."""
+    shown = shown or shown_path(path)
+    fd, _ = open_regular(path, max_bytes, error, what, shown, missing)
+    try:
         chunks, total = [], 0
         while chunk := os.read(fd, min(_CHUNK, max_bytes + 1 - total)):
             total += len(chunk)

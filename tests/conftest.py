@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,22 @@ def headless(capsys):
         return code, out, err
 
     return run
+
+
+class Blocked(BaseException):
+    """A call still blocked at its deadline: a BaseException, so no `except Exception` under test hides it."""
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """A read that blocks (a FIFO with no writer) fails the test instead of hanging CI."""
+    def expired(signum: int, frame: object) -> None:
+        raise Blocked(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -13,10 +13,8 @@ import copy
 import io
 import math
 import os
-import signal
 import struct
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import core.checkpoint as checkpoint
+from conftest import deadline
 from core.checkpoint import load_checkpoint
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.dataset import make_dataset
@@ -34,26 +33,6 @@ from core.trainer import Trainer
 
 
 # ---- helpers -------------------------------------------------------------------------------------
-class Blocked(BaseException):
-    """Not an OSError (TimeoutError is one): no `except OSError` or `except Exception` on the
-    way can take it for a refusal."""
-
-
-@contextmanager
-def deadline(seconds: float):
-    """A read that blocks (a FIFO with no writer) fails the test instead of hanging it."""
-    def expired(signum, frame):
-        raise Blocked(f"still blocked after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def fingerprint(t: Trainer) -> dict:
     """Everything a load could change, copied (tensors) or by identity (snapshots, undo state)."""
     lr, loss = t.history.tensors()
@@ -602,6 +581,18 @@ def _assert_holds(trainer: Trainer, raw: dict) -> None:
     assert vars(trainer.model_config) == raw["model"]
 
 
+def loaded_or_refused_cleanly(trainer: Trainer, path: Path) -> bool:
+    """True if `path` loaded; else its refusal was one printable line that left the trainer untouched."""
+    before = fingerprint(trainer)
+    try:
+        trainer.load(path)
+    except CheckpointError as e:
+        assert "\n" not in str(e) and str(e).isprintable()
+        assert_same(fingerprint(trainer), before)
+        return False
+    return True
+
+
 @settings(max_examples=250, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutations=st.lists(MUTATION, min_size=1, max_size=3))
 def test_random_mutations_load_exactly_or_are_refused(subject, mutations):
@@ -615,15 +606,9 @@ def test_random_mutations_load_exactly_or_are_refused(subject, mutations):
     except Exception:  # noqa: BLE001 - a value torch cannot save (e.g. an int past 64 bits): nothing to load
         return
     expected = copy.deepcopy(raw)
-    before = fingerprint(trainer)
-    try:
-        trainer.load(path)
-    except CheckpointError as e:
-        assert "\n" not in str(e) and str(e).isprintable()
-        assert_same(fingerprint(trainer), before)
-        return
-    _assert_holds(trainer, expected)
-    trainer.load(good)  # back to the subject for the next example
+    if loaded_or_refused_cleanly(trainer, path):
+        _assert_holds(trainer, expected)
+        trainer.load(good)  # back to the subject for the next example
 
 
 @settings(max_examples=150, deadline=None, database=None)
@@ -635,11 +620,5 @@ def test_random_byte_flips_load_or_are_refused(subject, flips):
         data[at % len(data)] = byte
     path = folder / "flipped.pt"
     path.write_bytes(bytes(data))
-    before = fingerprint(trainer)
-    try:
-        trainer.load(path)
-    except CheckpointError as e:
-        assert "\n" not in str(e) and str(e).isprintable()
-        assert_same(fingerprint(trainer), before)
-        return
-    trainer.load(good)
+    if loaded_or_refused_cleanly(trainer, path):
+        trainer.load(good)

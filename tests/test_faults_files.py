@@ -21,13 +21,13 @@ import signal
 import socket
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import deadline
 from core.errors import CheckpointError, ConfigError, DataError
 from core.files import check_target, protect, remove_orphans, replace_atomically
 from core.reading import printable, read_regular_file, shown_path
@@ -44,21 +44,6 @@ def one_clear_line(err: str) -> str:
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].isprintable(), repr(lines[0])
     return lines[0]
-
-
-@contextmanager
-def deadline(seconds: float):
-    """A read that blocks (a FIFO with no writer) fails the test instead of hanging CI."""
-    def expired(signum, frame):
-        raise TimeoutError(f"still blocked after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
