@@ -28,6 +28,7 @@ from core.dataset import make_dataset
 from core.errors import CheckpointError
 from core.trainer import Trainer
 from core.words import load_words
+from tui import keys
 from tui.app import CharMLPApp
 from tui.charts import SweepChart, TrainingChart
 from tui.screens import PathScreen
@@ -301,6 +302,10 @@ async def test_a_thousand_random_keys(small_file, tmp_path, monkeypatch):
     from textual import events
 
     monkeypatch.chdir(tmp_path)  # ctrl+s then enter saves charmlp.pt here
+    # runs of at most 10k steps: on a slow or loaded machine a 1M-step run (] pressed twice) took
+    # minutes and left every later long key greyed out, so the storm did no sweep or undo at all
+    monkeypatch.setattr(keys, "STEPS_PER_RUN", (100, 300, 1_000, 3_000, 10_000))
+    monkeypatch.setattr(keys, "DEFAULT_STEPS_PER_RUN", 1_000)
     rng = random.Random(1234)
     app = CharMLPApp(app_settings(small_file, "--eval-every", "0.05"))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -316,6 +321,12 @@ async def test_a_thousand_random_keys(small_file, tmp_path, monkeypatch):
             await pilot.press("escape")
         app.worker.stop()
         await settle(pilot, timeout=120)
+        assert "steps/s" in log_text(app)  # the storm itself trained
+        # and the app still does everything afterwards (what the storm happened to reach depends on
+        # the machine's speed: on a slow one a long run greys out sweeps and undo for the rest of it)
+        for key in ("left_square_bracket", "space", "u", "s", "e"):
+            await pilot.press(key)
+            await settle(pilot, timeout=120)
         trainer = await trainer_of(app)
         log = log_text(app)
         assert app.worker.thread.is_alive() and "internal error" not in log
