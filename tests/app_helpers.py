@@ -49,3 +49,10 @@ async def trainer_of(app):
     answer: Future = Future()
     app.worker.send(Probe(lambda trainer: trainer, answer))
     return await asyncio.wrap_future(answer)
+
+
+async def wait_for_error(app, timeout: float = 30.0) -> None:
+    """Until the log shows an error (a start-up refusal reaches it from the worker thread)."""
+    deadline = time.monotonic() + timeout
+    while "error" not in log_text(app) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)

@@ -35,6 +35,15 @@ def small_file(tmp_path: Path, small_words: list[str]) -> Path:
 
 
 @pytest.fixture
+def app(small_file: Path):
+    """The real app on 300 names, no background compile (tests/app_helpers.app_settings)."""
+    from app_helpers import app_settings
+    from tui.app import CharMLPApp
+
+    return CharMLPApp(app_settings(small_file))
+
+
+@pytest.fixture
 def trainer(small_words):
     from core.config import DataConfig, ModelConfig, TrainConfig
     from core.dataset import make_dataset

@@ -15,11 +15,6 @@ from tui.keys import STEPS_PER_RUN, palette_rows
 from tui.charts import SweepChart, TrainingChart
 
 
-@pytest.fixture
-def app(small_file):
-    return CharMLPApp(app_settings(small_file))
-
-
 async def test_run_changes_step_and_loss(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)

@@ -20,7 +20,7 @@ import pexpect
 import pytest
 import torch
 
-from app_helpers import app_settings, log_text, settle, start_long_run, trainer_of
+from app_helpers import app_settings, log_text, settle, start_long_run, trainer_of, wait_for_error
 from conftest import REPO
 from core.checkpoint import load_checkpoint
 from core.config import DataConfig
@@ -92,10 +92,7 @@ async def test_a_bad_data_file_is_an_error_notice_in_the_app(tmp_path):
     bad.write_bytes(b"emma\n\xff\xfe\n")
     app = CharMLPApp(app_settings(bad))
     async with app.run_test(size=(100, 30)) as pilot:
-        for _ in range(200):
-            if "error" in log_text(app):
-                break
-            await asyncio.sleep(0.02)
+        await wait_for_error(app, timeout=4)
         assert "bad.txt:2: not UTF-8" in log_text(app)
         assert app.check_action("run", ()) is None
         await pilot.press("q")

@@ -22,10 +22,9 @@ from textual import constants, events
 from textual.driver import Driver
 from textual.widgets import Input, Label, RichLog
 
-from app_helpers import app_settings, log_text, settle
+from app_helpers import log_text, settle
 from conftest import REPO
 from tui import terminal as app_module
-from tui.app import CharMLPApp
 from tui.terminal import PASTE_END, PASTE_START, PasteSafeParser
 from tui.messages import Logged
 from tui.screens import ConfirmScreen, PathScreen, clean_paste, printable
@@ -89,11 +88,6 @@ def test_a_paste_for_a_field_loses_its_sequences_and_control_characters():
 
 
 # ---- the app (Pilot) --------------------------------------------------------------------------
-@pytest.fixture
-def app(small_file):
-    return CharMLPApp(app_settings(small_file))
-
-
 async def test_a_paste_outside_a_field_runs_nothing_and_says_so(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)

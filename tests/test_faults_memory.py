@@ -262,17 +262,14 @@ async def test_app_opens_a_vocabulary_of_30001(tmp_path):
 
 
 async def test_app_refuses_a_product_in_one_line(tmp_path):
-    from app_helpers import app_settings, log_text
+    from app_helpers import app_settings, log_text, wait_for_error
     from tui.app import CharMLPApp
 
     path = tmp_path / "cjk.txt"
     path.write_text("\n".join(_cjk(30_000)) + "\n", encoding="utf-8")
     app = CharMLPApp(app_settings(path, "--batch-size", "65536"))  # 1.5e12 logits per chunk: no machine has that
     async with app.run_test(size=(100, 30)) as pilot:
-        for _ in range(1500):
-            if "error" in log_text(app):
-                break
-            await pilot.pause(0.02)
+        await wait_for_error(app)
         assert "not enough memory for a session on" in log_text(app)
         assert "batch 65536 x vocabulary 30,001" in log_text(app)
         assert app.check_action("run", ()) is None
