@@ -20,7 +20,7 @@ class ModelConfig:
     block_size: int = 3  # characters of context used to predict the next one
     emb_dim: int = 2  # width of each character's embedding (columns of C)
     hidden: int = 100  # neurons in the tanh hidden layer
-    seed: int = LECTURE_SEED  # seeds the initial parameters (and, derived from it, the minibatches)
+    seed: int = LECTURE_SEED  # the init seed: the initial parameters (and, unless batch_seed is given, the minibatches)
 
     def __post_init__(self) -> None:
         ranges.BLOCK_SIZE.check(self.block_size)
@@ -56,8 +56,11 @@ class TrainConfig:
     batch_size: int = 32  # examples per minibatch
     lr_exponent: float = -1.0  # learning rate is 10**lr_exponent (the lecture's 0.1)
     chunk_steps: int = 200  # steps between callbacks: the granularity of progress, commands and cancel
+    batch_seed: int | None = None  # seeds the minibatch order; None: derived from the init seed (ModelConfig.seed + 1)
 
     def __post_init__(self) -> None:
         ranges.BATCH_SIZE.check(self.batch_size)
+        if self.batch_seed is not None:
+            ranges.SEED.check(self.batch_seed)
         ranges.LR_EXPONENT.check(self.lr_exponent)
         ranges.CHUNK_STEPS.check(self.chunk_steps)

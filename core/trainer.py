@@ -63,7 +63,7 @@ class Trainer:
         self.step = 0
         self.history = LossHistory()
         self.evals: list[EvalPoint] = []
-        self._batch_gen = torch.Generator().manual_seed(self.model_config.seed + 1)
+        self._batch_gen = torch.Generator().manual_seed(self.batch_seed)
         self._sample_gen.manual_seed(self.model_config.seed + 10)  # the lecture's sampling seed
 
     def _install(self, params: Params) -> None:
@@ -82,6 +82,12 @@ class Trainer:
         self.history.restore(state.history_lr, state.history_loss)
         self.evals = list(state.evals)
         self._batch_gen.set_state(state.batch_rng)
+
+    @property
+    def batch_seed(self) -> int:
+        """The seed of the minibatch order: --batch-seed, else derived from the init seed."""
+        given = self.train_config.batch_seed
+        return self.model_config.seed + 1 if given is None else given
 
     @property
     def lr(self) -> float:
