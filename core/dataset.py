@@ -10,7 +10,7 @@ import torch
 from core import budget
 from core.config import DataConfig
 from core.errors import DataError
-from core.words import Vocab
+from core.words import Vocab, words_digest
 
 SPLIT_NAMES = ("train", "dev", "test")
 
@@ -40,6 +40,7 @@ class Dataset:
     dev: Split
     test: Split
     source: str = ""  # where the words came from, for display
+    words_digest: str = ""  # core.words.words_digest of the words it was built from
 
     def split(self, name: str) -> Split:
         return {"train": self.train, "dev": self.dev, "test": self.test}[name]
@@ -112,4 +113,4 @@ def make_dataset(words: list[str], block_size: int, config: DataConfig, source: 
         raise DataError(f"{source or 'the data'}: {len(words)} word(s) with split {split} leave the training split "
                         "empty; give more words, or train on all of them with --split 1,0,0")
     train, dev, test = (Split(name, *build_examples(part, vocab, block_size)) for name, part in zip(SPLIT_NAMES, parts))
-    return Dataset(vocab, block_size, len(words), train, dev, test, source=source)
+    return Dataset(vocab, block_size, len(words), train, dev, test, source=source, words_digest=words_digest(words))

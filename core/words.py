@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -38,6 +39,12 @@ class Vocab:
 
     def decode(self, ids: list[int]) -> str:
         return "".join(self.chars[i - 1] for i in ids if i > 0)
+
+
+def words_digest(words: list[str]) -> str:
+    """sha256 of the words as read (one per line): what a run store keeps to know its data again,
+    whatever the file's line ends or blank lines."""
+    return hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()
 
 
 def builtin_words_path() -> Path:
