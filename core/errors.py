@@ -19,3 +19,7 @@ class ScriptError(CharMLPError):
 
 class CheckpointError(CharMLPError):
     """A checkpoint that cannot be read, does not fit the data, or would be unsafe to write."""
+
+
+class StoreError(CharMLPError):
+    """The run store cannot be opened, read or written: corrupt, locked too long, read-only, newer."""

@@ -52,6 +52,7 @@ class LossHistory:
         self._lr = torch.empty(1024)
         self._loss = torch.empty(1024)
         self._n = 0
+        self.generation = 0  # counts truncations and restores: rows below len() changed when it moves
 
     def __len__(self) -> int:
         return self._n
@@ -88,3 +89,4 @@ class LossHistory:
         self._lr, self._loss = torch.empty(cap), torch.empty(cap)
         self._lr[:n], self._loss[:n] = lr, loss
         self._n = n
+        self.generation += 1

@@ -70,6 +70,10 @@ class Trainer:
         self.params = params
         self._sgd = SGDStep(params, self.train_config.batch_size)
 
+    def batch_rng_state(self) -> torch.Tensor:
+        """The minibatch generator's state (uint8): where the minibatch stream stands."""
+        return self._batch_gen.get_state()
+
     def state(self) -> TrainingState:
         """A copy of everything training changes (undo, snapshots and checkpoints hold one)."""
         lr, loss = self.history.tensors()

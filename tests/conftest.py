@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import signal
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +11,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LECTURE_NAMES = REPO.parent / "shared" / "data" / "names.txt"  # makemore's names.txt, never copied here
+
+# The run store's default place (platformdirs: $XDG_DATA_HOME/charmlp-tui/runs.db) is a scratch folder
+# for the whole test session, so no test writes into the user's own runs; subprocesses inherit it.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="charmlp-tests-data-")
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from core.actions import Action, Job, Outcome
 from core.errors import CharMLPError
 from core.jobs import Progress as TrainProgress
-from core.session import autosave, open_trainer
+from core.keeping import RunKeeper, open_session
+from core.session import autosave
 from core.trainer import Trainer
 from core.verbs import VERBS
 from tui.settings import EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_USAGE, Settings
@@ -53,28 +54,40 @@ def run_headless(settings: Settings, actions: list[Action]) -> int:
 
 
 def _run_headless(settings: Settings, actions: list[Action], err: Console, stop: StopFlag, started: float) -> int:
+    s = settings
     try:
         with err.status("loading data and building the dataset…"):
-            trainer = open_trainer(settings.data, settings.model, settings.train, settings.load)
+            trainer, keeper, lines = open_session(s.data, s.model, s.train, s.load, s.keep_runs, s.runs_db,
+                                                  s.run_name, s.resume, s.argv_for)
     except CharMLPError as e:
-        err.print(f"charmlp-tui: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        _say(err, f"charmlp-tui: error: {e}")
         return EXIT_USAGE
+    for line in lines:
+        _say(err, f"charmlp-tui: {line}")
     _describe(trainer, err)
+    _say(err, keeper.line())
+    keeper.record.engine_switched("eager", trainer.step)
     if settings.compile:
-        _start_compiling(trainer, actions, err)
+        _start_compiling(trainer, keeper, actions, err)
     saved = True
     try:
-        code = _run_actions(trainer, actions, settings, err, stop, started)
+        code = _run_actions(trainer, keeper, actions, settings, err, stop, started)
     finally:
+        if (closing := keeper.close(trainer)) is not None:
+            _say(err, f"charmlp-tui: {closing}")
         if settings.autosave is not None:  # however the script ends: done, a bad action, a signal
             saved, line = autosave(trainer, settings.autosave)
             err.print(f"charmlp-tui: {line}", markup=False, highlight=False, soft_wrap=True)
     return EXIT_OUTPUT if code == 0 and not saved else code  # a lost model is not a success
 
 
-def _start_compiling(trainer: Trainer, actions: list[Action], err: Console) -> None:
+def _say(err: Console, line: str) -> None:
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _start_compiling(trainer: Trainer, keeper: RunKeeper, actions: list[Action], err: Console) -> None:
     def log(line: str) -> None:
-        err.print(line, markup=False, highlight=False, soft_wrap=True)
+        _say(err, line)
 
     engines = {VERBS["engine"].values(a)["engine"] for a in actions if a.verb == "engine"}
     if engines:  # the script says where each engine runs (a recorded session): built alongside, used there
@@ -83,22 +96,30 @@ def _start_compiling(trainer: Trainer, actions: list[Action], err: Console) -> N
     elif sum(VERBS["run"].values(a)["steps"] for a in actions if a.verb == "run") >= COMPILE_FROM_STEPS:
         # built before the first action (not alongside, as in the app): every step of the script then
         # runs on one engine, so its losses do not depend on when the build finished
-        trainer.start_compiling(log).join()
+        trainer.start_compiling(log, on_switch=lambda step: keeper.record.engine_switched("compiled", step)).join()
 
 
-def _run_actions(trainer: Trainer, actions: list[Action], settings: Settings, err: Console, stop: StopFlag,
-                 started: float) -> int:
+def _run_actions(trainer: Trainer, keeper: RunKeeper, actions: list[Action], settings: Settings, err: Console,
+                 stop: StopFlag, started: float) -> int:
     summary: dict = {"samples": [], "divergences": []}
     steps = 0
     train_seconds = 0.0
     for action in actions:
         if stop():
             break
+        if action.verb == "run":
+            keeper.record.run_started(VERBS["run"].values(action)["steps"], trainer.step)
         try:
-            outcome = _execute_with_progress(trainer, action, settings, err, stop)
+            outcome = _execute_with_progress(trainer, keeper, action, settings, err, stop)
         except CharMLPError as e:
-            err.print(f"charmlp-tui: error: {action}: {e}", markup=False, highlight=False, soft_wrap=True)
+            _say(err, f"charmlp-tui: error: {action}: {e}")
             return EXIT_USAGE
+        if outcome.run is not None:
+            keeper.record.run_ended(outcome.run.stopped, trainer.step)
+        else:
+            keeper.record.applied(action)
+        if (line := keeper.after(trainer, action, outcome)) is not None:
+            _say(err, f"charmlp-tui: {line}")
         print(outcome.summary, flush=True)
         summary["samples"] += outcome.samples
         if outcome.run is not None:
@@ -131,13 +152,13 @@ def _run_actions(trainer: Trainer, actions: list[Action], settings: Settings, er
             "examples": ds.sizes(), "step": trainer.step, "lr_exponent": trainer.lr_exponent, "loss": losses,
             "elapsed_s": round(time.perf_counter() - started, 3),
             "steps_per_s": round(steps / train_seconds, 1) if train_seconds else None,
-            "interrupted": stop(), "compiled": trainer.compiled,
+            "interrupted": stop(), "compiled": trainer.compiled, "run": keeper.run.name if keeper.run else None,
         })
         print(json.dumps(_finite_or_null(summary), allow_nan=False), flush=True)
     return 128 + stop.signal if stop.signal is not None else 0  # 130 for SIGINT, 143 SIGTERM, 129 SIGHUP, as a shell reports
 
 
-def _execute_with_progress(trainer: Trainer, action: Action, settings: Settings, err: Console,
+def _execute_with_progress(trainer: Trainer, keeper: RunKeeper, action: Action, settings: Settings, err: Console,
                            stop: StopFlag) -> Outcome:
     if not VERBS[action.verb].long:
         return VERBS.execute(trainer, action, Job(force=settings.force))
@@ -149,6 +170,8 @@ def _execute_with_progress(trainer: Trainer, action: Action, settings: Settings,
         def on_progress(p: TrainProgress) -> None:
             rate = f"{p.done / p.elapsed_s:,.0f} steps/s" if p.elapsed_s > 0 else ""
             bar.update(task, completed=p.done, total=p.total, rate=rate, loss=f"{p.loss:.4f}")
+            if p.kind == "run" and (line := keeper.on_chunk(trainer, p.elapsed_s)) is not None:
+                _say(err, f"charmlp-tui: {line}")
 
         return VERBS.execute(trainer, action, Job(on_progress, stop, settings.force))
 

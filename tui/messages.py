@@ -73,6 +73,8 @@ class Facts:
     model: ModelConfig
     n_params: int
     bigram_dev: float | None  # the count-based bigram model's dev loss: the baseline to beat
+    run: str | None = None  # the run's name in the store (None: runs are not kept)
+    keeping: str = ""  # where the run is kept, or why it is not (core.keeping.RunKeeper.line)
 
 
 @dataclass(frozen=True)

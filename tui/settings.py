@@ -41,16 +41,37 @@ class Settings:
     eval_every_s: float
     compile: bool  # build the native training steps in the background (core.native)
     autosave: Path | None  # where to save the model when the app or a headless run ends, however it ends
+    keep_runs: bool = True  # keep every run in the run store (core.store); False: --no-runs
+    runs_db: Path | None = None  # the store's file; None: core.store.default_path()
+    run_name: str | None = None  # --run NAME: what the first run is called (default: generated)
+    resume: str | None = None  # --resume NAME: continue this stored run
 
     def to_argv(self) -> list[str]:
         """The flags that rebuild this model on this data (paths made absolute): what a replay of
         a session needs. parse_settings(to_argv()) gives back the same data, model, training and load."""
-        d, m, t = self.data, self.model, self.train
+        return self.argv_for(self.model, self.train, self.load)
+
+    def argv_for(self, m: ModelConfig, t: TrainConfig, load: Path | None) -> list[str]:
+        """The flags that rebuild model m, trained as t, on this data (from `load` if given): what a
+        replay needs, and what the run store keeps with each run (core.keeping)."""
+        d = self.data
         argv = ["--data", str(d.path.resolve())] if d.path else []
         argv += ["--split", ",".join(f"{f:g}" for f in d.split),
                  "--block-size", str(m.block_size), "--emb-dim", str(m.emb_dim), "--hidden", str(m.hidden),
-                 "--seed", str(m.seed), "--batch-size", str(t.batch_size), "--lr-exp", f"{t.lr_exponent:.10g}"]
-        return argv + (["--load", str(self.load.resolve())] if self.load else [])
+                 "--init-seed", str(m.seed)]
+        argv += ["--batch-seed", str(t.batch_seed)] if t.batch_seed is not None else []
+        argv += ["--batch-size", str(t.batch_size), "--lr-exp", f"{t.lr_exponent:.10g}"]
+        return argv + (["--load", str(load.resolve())] if load else [])
+
+
+def _name(kind: ranges.Name) -> Callable[[str], str]:
+    def name(text: str) -> str:
+        try:
+            return kind.parse(text)
+        except CharMLPError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return name
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -115,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--hidden", type=int, default=m.hidden, metavar="N", help="tanh hidden units (default %(default)s)")
     model.add_argument("--seed", type=int, default=m.seed, metavar="N",
                        help="seed of the initial parameters and minibatches (default %(default)s, the lecture's)")
+    model.add_argument("--init-seed", type=_in(ranges.SEED), metavar="N",
+                       help="seed of the initial parameters alone (default: --seed)")
+    model.add_argument("--batch-seed", type=_in(ranges.SEED), metavar="N",
+                       help="seed of the minibatch order alone (default: --seed + 1): vary it to see what the order "
+                            "alone changes")
     train = parser.add_argument_group("training")
     train.add_argument("--batch-size", type=int, default=t.batch_size, metavar="N",
                        help="examples per minibatch (default %(default)s)")
@@ -137,6 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--autosave", type=Path, metavar="CKPT",
                      help="save the model to CKPT (atomically, overwriting it) whenever the app or a headless run "
                           "ends: on quit, at the end of the script, and when stopped by Ctrl+C, SIGTERM or SIGHUP")
+    runs = parser.add_argument_group("runs (every run is kept: `charmlp-tui runs --help` lists, shows, exports, removes)")
+    runs.add_argument("--runs-db", type=Path, metavar="PATH",
+                      help="the run store, an SQLite file (default: runs.db in the user's data folder, "
+                           "$XDG_DATA_HOME/charmlp-tui or ~/.local/share/charmlp-tui on Linux)")
+    runs.add_argument("--no-runs", dest="keep_runs", action="store_false", help="keep no run: nothing is written")
+    runs.add_argument("--run", type=_name(ranges.RUN_NAME), metavar="NAME",
+                      help="name the run this session trains (default: run<N>); a taken name is refused")
+    runs.add_argument("--resume", type=_name(ranges.RUN_NAME), metavar="NAME",
+                      help="continue the stored run NAME exactly where it stopped: its data, shape, seeds, batch, "
+                           "parameters, step, LR, history and minibatch stream (the model and data flags are its own)")
     run.add_argument("--eval-every", type=_in(ranges.EVAL_EVERY_S), default=1.0, metavar="SECONDS",
                      help="in the app: full train/dev loss during runs at most this often (default 1; 0 = never)")
     return parser
@@ -195,15 +231,24 @@ def parse_settings(argv: list[str] | None) -> Settings:
             parser.error("--headless needs --script or --script-file")
         if args.json and not args.headless:
             parser.error("--json needs --headless")
+        if args.resume is not None and (args.run is not None or args.load is not None):
+            parser.error("--resume continues a stored run: give it without --run or --load")
+        if not args.keep_runs and (args.resume is not None or args.run is not None or args.runs_db is not None):
+            parser.error("--no-runs keeps no run: give it without --run, --resume or --runs-db")
         autosave = args.autosave.expanduser() if args.autosave is not None else None
         if autosave is not None:
             _check_autosave(autosave, args.data)
         return Settings(
             data=DataConfig(path=args.data, split=args.split),
-            model=ModelConfig(block_size=args.block_size, emb_dim=args.emb_dim, hidden=args.hidden, seed=args.seed),
-            train=TrainConfig(batch_size=args.batch_size, lr_exponent=args.lr_exp),
+            model=ModelConfig(block_size=args.block_size, emb_dim=args.emb_dim, hidden=args.hidden,
+                              seed=args.seed if args.init_seed is None else args.init_seed),
+            train=TrainConfig(batch_size=args.batch_size, lr_exponent=args.lr_exp,
+                              batch_seed=args.batch_seed if args.batch_seed is not None else
+                              None if args.init_seed is None else args.seed + 1),
             load=args.load, headless=args.headless, script=script, json=args.json, force=args.force,
             threads=args.threads, eval_every_s=args.eval_every, compile=args.compile, autosave=autosave,
+            keep_runs=args.keep_runs, runs_db=args.runs_db.expanduser() if args.runs_db else None,
+            run_name=args.run, resume=args.resume,
         )
     except CharMLPError as e:
         parser.error(str(e))

@@ -20,7 +20,7 @@ from core.actions import Action, Job
 from core.errors import CharMLPError
 from core.jobs import Progress
 from core.reading import shown_path
-from core.recording import SessionRecord, write_script
+from core.recording import write_script
 from core.verbs import VERBS
 from tui.messages import (Command, Export, Facts, GridFinished, Logged, LrStep, Probe, Refresh, Save, SnapshotRow,
                           StateChanged, SweepFinished, TrainerFailed, TrainerReady, TrainingStatus)
@@ -29,6 +29,7 @@ from tui.settings import Settings
 if TYPE_CHECKING:
     from textual.app import App
 
+    from core.keeping import RunKeeper
     from core.trainer import Trainer
 
 # 5 Hz: each UI refresh holds the GIL for several ms, time the training thread loses
@@ -73,13 +74,15 @@ class TrainerWorker:
     def _main(self) -> None:
         import torch
 
-        from core.session import autosave, open_trainer
+        from core.keeping import open_session
+        from core.session import autosave
 
         torch.set_num_threads(self.settings.threads)
         s = self.settings
         try:
-            trainer = open_trainer(s.data, s.model, s.train, s.load)
-            session = _Session(self, trainer)
+            trainer, keeper, lines = open_session(s.data, s.model, s.train, s.load, s.keep_runs, s.runs_db,
+                                                  s.run_name, s.resume, s.argv_for)
+            session = _Session(self, trainer, keeper)
         except CharMLPError as e:
             self.app.post_message(TrainerFailed(str(e)))
             return
@@ -90,9 +93,13 @@ class TrainerWorker:
         except Exception as e:  # a bug: say so instead of "loading…" for ever
             self.app.post_message(TrainerFailed(f"internal error {type(e).__name__}: {e}"))
             return
+        for line in lines:
+            self.app.post_message(Logged(line, error="not saved" in line))
         try:
             session.serve()
         finally:
+            if (closing := keeper.close(trainer)) is not None:
+                self.exit_note = closing
             if s.autosave is not None:  # however the app ends: quit, a signal
                 _, self.exit_note = autosave(trainer, s.autosave)
 
@@ -100,10 +107,10 @@ class TrainerWorker:
 class _Session:
     """The worker thread's side: the Trainer, the session record, the job under way."""
 
-    def __init__(self, worker: TrainerWorker, trainer: Trainer) -> None:
+    def __init__(self, worker: TrainerWorker, trainer: Trainer, keeper: RunKeeper) -> None:
         self.worker, self.trainer, self.app = worker, trainer, worker.app
         self.settings = worker.settings
-        self.record = SessionRecord()  # every action applied, as a replayable script (ctrl+e exports it)
+        self.keeper = keeper  # keeps the run in the store; its record: every action applied (ctrl+e exports it)
         self._written: set[Path] = set()  # session scripts written: safe to overwrite
         self._taken = 0  # the number of the latest command taken up
         self._job: str | None = None
@@ -117,7 +124,7 @@ class _Session:
 
     def serve(self) -> None:
         self.app.post_message(TrainerReady(self.facts))
-        self.record.engine_switched("eager", self.trainer.step)
+        self.keeper.record.engine_switched("eager", self.trainer.step)
         if self.settings.compile:
             self._compiling = True
             self.trainer.start_compiling(self._compiled, on_switch=self._switched)
@@ -139,7 +146,7 @@ class _Session:
         ds, sizes = t.dataset, t.dataset.sizes()
         vocab = "".join(ds.vocab.itos(i) for i in range(ds.vocab.size))
         return Facts(ds.source, ds.n_words, vocab, (sizes["train"], sizes["dev"], sizes["test"]), t.model_config,
-                     t.n_params, self._bigram)
+                     t.n_params, self._bigram, self.keeper.run.name if self.keeper.run else None, self.keeper.line())
 
     def _apply(self, command: Command, during_job: bool = False) -> None:
         trainer, force = self.trainer, False
@@ -159,9 +166,9 @@ class _Session:
         if verb.long:
             self._job, self._job_progress = str(command), None
         if during_job:
-            self.record.split_run(trainer.step)
+            self.keeper.record.split_run(trainer.step)
         if command.verb == "run":
-            self.record.run_started(int(command.args[0]), trainer.step)
+            self.keeper.record.run_started(int(command.args[0]), trainer.step)
         try:
             outcome = VERBS.execute(trainer, command, Job(self._on_progress, self.worker.stop_job.is_set, force))
         except CharMLPError as e:
@@ -175,10 +182,12 @@ class _Session:
                 p, job = self._job_progress, str(command)
                 self._job, self._last_job = None, (job, p.done if p else 0, p.total if p else 0)
         if outcome.run is not None:
-            self.record.run_ended(outcome.run.stopped, trainer.step)
+            self.keeper.record.run_ended(outcome.run.stopped, trainer.step)
         else:
-            self.record.applied(command)
+            self.keeper.record.applied(command)
         self._log(outcome.summary, error=bool(outcome.run and outcome.run.divergence))
+        if (line := self.keeper.after(trainer, command, outcome, mid_run=during_job)) is not None:
+            self._log(line, error=True)
         if outcome.sweep is not None:
             self.app.post_message(SweepFinished(outcome.sweep))
         if outcome.grid is not None:
@@ -203,6 +212,8 @@ class _Session:
             elif not isinstance(command, Refresh):  # a status follows below anyway
                 self._apply(command, during_job=True)
         self._job_progress = progress
+        if progress.kind == "run" and (line := self.keeper.on_chunk(self.trainer, progress.elapsed_s)) is not None:
+            self._log(line, error=True)
         if progress.kind == "run" and self.settings.eval_every_s > 0:
             # evaluation costs at most ~5% of the time: never sooner than 20x its own duration
             if time.monotonic() - self._last_eval >= max(self.settings.eval_every_s, 20 * self._eval_cost):
@@ -210,21 +221,21 @@ class _Session:
         self._post_status(progress=progress)
 
     def _export(self, command: Export) -> None:
-        replay = ["charmlp-tui", "--headless", *self.settings.to_argv(), "--script-file", command.path.name, "--json"]
+        replay = ["charmlp-tui", "--headless", "--no-runs", *self.keeper.argv, "--script-file", command.path.name, "--json"]
         header = ["charmlp-tui session: every action the app applied. The `engine` lines say where the app ran",
                   "its eager and its compiled steps (they differ in float rounding). On this machine this replays",
                   "it to the same losses, exactly:", f"  {shlex.join(replay)}"]
         try:
-            path = write_script(command.path, self.record.script(header, self.trainer.step), command.force,
+            path = write_script(command.path, self.keeper.script(header, self.trainer.step), command.force,
                                 self._written)
         except CharMLPError as e:
             self._log(f"export: {e}", error=True)
             return
-        self._log(f"export: wrote {shown_path(path)} ({len(self.record.lines)} actions)")
+        self._log(f"export: wrote {shown_path(path)} ({len(self.keeper.record.lines)} actions)")
 
     def _switched(self, at_step: int) -> None:
         """On this thread, from the trainer: the compiled steps run from at_step (recorded for a replay)."""
-        self.record.engine_switched("compiled", at_step)
+        self.keeper.record.engine_switched("compiled", at_step)
 
     def _compiled(self, line: str) -> None:
         """From the compile thread: one line for the log; the next status shows the engine."""

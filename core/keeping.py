@@ -1,0 +1,266 @@
+"""Keeping the trainer's current run in the run store (core.store) while it trains.
+
+Called on the trainer's own thread by whoever drives it (headless mode, the app's worker): at
+chunk boundaries (on_chunk: at most every FLUSH_INTERVAL_S), after every action (after), and at
+the end (close). Each save is one transaction holding the history rows since the last one, the
+latest state (parameters, step, LR, minibatch generator, evaluations) and the runs row, so a
+crash or `kill -9` loses at most the last FLUSH_INTERVAL_S of training and never leaves a run
+whose history and state disagree. `reset`, `load` and `new` start a new run; `undo` and
+`restore` rewrite the history from where it changed.
+
+A store that fails (a full disk, a lock held too long, a file made read-only) turns keeping off
+with one line; training goes on, and `line` says so for the status panel.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.actions import Action, Outcome
+from core.config import DataConfig, ModelConfig, TrainConfig
+from core.errors import StoreError
+from core.recording import SessionRecord
+from core.run_blobs import evals_blob, history_chunks, params_blob, read_state, schedule, tensor_bytes
+from core.state import ModelSnapshot
+from core.store import RunRow, RunStore, StoredSnapshot, StoredState, default_path
+
+if TYPE_CHECKING:
+    from core.trainer import Trainer
+
+FLUSH_INTERVAL_S = 2.0  # during a run: what a crash may lose, and the store's write rate
+NEW_RUN_VERBS = ("reset", "load", "new")  # after these the model is another run's
+
+# the flags that rebuild a model from scratch (tui.settings.Settings.argv_for): kept with each run
+ArgvFn = Callable[[ModelConfig, TrainConfig, "Path | None"], list[str]]
+
+
+def open_store(path: Path | None) -> tuple[RunStore | None, str | None]:
+    """(the store, None), or (None, why runs are not saved): --no-runs (path None) or a store that fails."""
+    try:
+        return RunStore(default_path() if path is None else path), None
+    except StoreError as e:
+        return None, str(e)
+
+
+def resume_configs(run: RunRow) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    """The data, model and training a run was made with: what --resume rebuilds."""
+    split = tuple(float(f) for f in run.split.split(","))
+    data = DataConfig(path=Path(run.data_path) if run.data_path else None, split=(split[0], split[1], split[2]))
+    model = ModelConfig(run.block_size, run.emb_dim, run.hidden, run.init_seed)
+    return data, model, TrainConfig(batch_size=run.batch_size, lr_exponent=run.lr_exponent, batch_seed=run.batch_seed)
+
+
+class RunKeeper:
+    def __init__(self, store: RunStore | None, off_reason: str | None, data: DataConfig, argv_for: ArgvFn) -> None:
+        self.store, self.off_reason = store, off_reason
+        self.data, self.argv_for = data, argv_for
+        self.record = SessionRecord()  # the current run's actions in this session (its script goes on from `_base`)
+        self.argv: list[str] = []  # the flags that rebuild the current run's model from scratch
+        self.run: RunRow | None = None
+        self._base = ""  # the script of the run's earlier sessions
+        self._base_wall = self._base_train = 0.0
+        self._started = time.monotonic()
+        self._train_s = 0.0  # in this session: runs that ended, plus the one under way
+        self._job_s = 0.0
+        self._stored = 0  # history rows in the store
+        self._generation = -1  # the history's generation they were written from (-1: none yet)
+        self._flushed_at = 0.0
+
+    @property
+    def on(self) -> bool:
+        return self.store is not None
+
+    def line(self) -> str:
+        """For the status panel: where the run is kept, or why not."""
+        if self.store is None:
+            return f"runs not saved: {self.off_reason}"
+        return f"run {self.run.name if self.run else '…'} · {self.store.shown}"
+
+    # ---- runs ------------------------------------------------------------------------------
+    def start(self, trainer: Trainer, name: str | None = None, load: Path | None = None) -> str | None:
+        """A new run for the trainer's model as it is now; returns a line to show if the store failed."""
+        ds, m, t = trainer.dataset, trainer.model_config, trainer.train_config
+        self.record, self.argv = SessionRecord(), self.argv_for(m, t, load)
+        self.run, self._base, self._base_wall, self._base_train = None, "", 0.0, 0.0
+        self._reset_clock()
+        if self.store is None:
+            return None
+        values: dict[str, object] = {
+            "data_source": ds.source, "data_path": str(self.data.path.resolve()) if self.data.path else None,
+            "data_digest": ds.words_digest, "split": ",".join(f"{f:g}" for f in self.data.split),
+            "block_size": m.block_size, "emb_dim": m.emb_dim, "hidden": m.hidden, "init_seed": m.seed,
+            "batch_size": t.batch_size, "batch_seed": trainer.batch_seed, "vocab": ds.vocab.chars,
+            "params": trainer.n_params, "lr_exponent": trainer.lr_exponent,
+            "argv": json.dumps(self.argv),
+        }
+        return self._try(lambda store: self._created(store.create(values, name), trainer))
+
+    def _created(self, run: RunRow, trainer: Trainer) -> None:
+        self.run = run
+        self._flush(trainer)
+
+    def resume(self, trainer: Trainer, run: RunRow) -> None:
+        """Continue `run` on a trainer built from resume_configs(run): its state, snapshots and
+        script put back (StoreError, nothing changed in the store, if it cannot be)."""
+        assert self.store is not None
+        if trainer.dataset.words_digest != run.data_digest:
+            raise StoreError(f"run {run.name!r} was trained on other words than {trainer.dataset.source} holds now "
+                             "(the file changed); it cannot be resumed exactly")
+        self.store.claim(run)
+        shown = f"run {run.name!r}"
+        stored = self.store.state(run.id)
+        if stored is None:
+            raise StoreError(f"{shown}: has no stored state; it cannot be resumed")
+        state = read_state(run, stored, self.store.history(run.id), shown)
+        snapshots = [ModelSnapshot(k.name, read_state(run, k.state, [(0, k.lr, k.loss)] if k.state.step else [],
+                                                      f"{shown} snapshot {k.name!r}"), k.dev_loss)
+                     for k in self.store.snapshots(run.id)]
+        trainer.apply_checkpoint(state, Path(shown))
+        trainer.snapshots = snapshots
+        if stored.engine in ("eager", "compiled"):
+            trainer.use_engine(stored.engine)
+        self.run, self._base, self.argv = run, run.script, json.loads(run.argv)
+        self._base_wall, self._base_train = run.wall_s, run.train_s
+        self.record = SessionRecord()
+        self.record.lines.append(f"# resumed at step {state.step}")
+        self._reset_clock()
+        self._stored, self._generation = state.step, trainer.history.generation
+
+    def _reset_clock(self) -> None:
+        self._started, self._train_s, self._job_s = time.monotonic(), 0.0, 0.0
+        self._stored, self._generation, self._flushed_at = 0, -1, 0.0
+
+    def script(self, header: list[str], now_at_step: int | None = None) -> str:
+        """The run's whole script: its earlier sessions' actions, then this one's."""
+        text = self.record.script(header, now_at_step)
+        if not self._base:
+            return text
+        lines = text.splitlines()
+        n_header = sum(len(line.splitlines() or [""]) for line in header)
+        return "\n".join([*lines[:n_header], *self._base.splitlines(), *lines[n_header:]]) + "\n"
+
+    # ---- during training -------------------------------------------------------------------
+    def on_chunk(self, trainer: Trainer, job_elapsed_s: float) -> str | None:
+        self._job_s = job_elapsed_s
+        if time.monotonic() - self._flushed_at < FLUSH_INTERVAL_S:
+            return None
+        return self._try(lambda store: self._flush(trainer))
+
+    def after(self, trainer: Trainer, action: Action, outcome: Outcome, mid_run: bool = False) -> str | None:
+        """An action was applied: save (at once, unless mid-run), or start a new run after reset, load, new."""
+        if outcome.run is not None:
+            self._train_s += outcome.run.train_seconds
+            self._job_s = 0.0
+        if action.verb in NEW_RUN_VERBS:
+            load = Path(str(action.args[0])).expanduser() if action.verb == "load" else None
+            self._release()
+            return self.start(trainer, load=load)
+        if self.store is None or self.run is None:
+            return None
+        run_id, store = self.run.id, self.store
+        if action.verb == "test":
+            return self._try(lambda s: store.mark_test(run_id, trainer.step, trainer.test_loss()))
+        if action.verb == "snapshot":
+            kept = next(k for k in reversed(trainer.snapshots) if k.name == action.args[0])
+            self._try(lambda s: store.save_snapshot(run_id, _stored_snapshot(kept)))
+        if mid_run and time.monotonic() - self._flushed_at < FLUSH_INTERVAL_S:
+            return None
+        return self._try(lambda s: self._flush(trainer))
+
+    def close(self, trainer: Trainer) -> str | None:
+        """The session ends: a last save, and the run released for another process to resume."""
+        line = self._try(lambda store: self._flush(trainer))
+        self._release()
+        if self.store is not None:
+            self.store.close()
+        return line
+
+    def _release(self) -> None:
+        if self.store is not None and self.run is not None:
+            run_id = self.run.id
+            self._try(lambda store: store.release(run_id))
+
+    def _try(self, write: Callable[[RunStore], None]) -> str | None:
+        """Run one store write; a failure turns keeping off and returns the line that says so."""
+        if self.store is None:
+            return None
+        try:
+            write(self.store)
+        except StoreError as e:
+            self.store.close()
+            self.store, self.off_reason = None, str(e)
+            return f"runs are no longer saved: {e} (training goes on)"
+        return None
+
+    def _flush(self, trainer: Trainer) -> None:
+        assert self.store is not None and self.run is not None
+        history = trainer.history.view()
+        n = len(history)
+        fresh = trainer.history.generation != self._generation or n < self._stored
+        start = 0 if fresh else self._stored
+        evals = tuple(trainer.evals)
+        state = StoredState(trainer.step, trainer.lr_exponent, params_blob(trainer.params),
+                            tensor_bytes(trainer.batch_rng_state()), evals_blob(evals),
+                            "compiled" if trainer.compiled else "eager")
+        trains = [e.train for e in evals if e.train is not None]
+        devs = [e.dev for e in evals if e.dev is not None]
+        last = evals[-1] if evals else None
+        summary: dict[str, object] = {
+            "steps": trainer.step, "lr_exponent": trainer.lr_exponent, "schedule": schedule(history.lr),
+            "train_loss": last.train if last else None, "dev_loss": last.dev if last else None,
+            "best_train_loss": min(trains, default=None), "best_dev_loss": min(devs, default=None),
+            "wall_s": self._base_wall + time.monotonic() - self._started,
+            "train_s": self._base_train + self._train_s + self._job_s,
+            "script": self.script([], trainer.step).rstrip("\n"),
+        }
+        self.store.save_progress(self.run.id, summary, state, history_chunks(history.lr[start:], history.loss[start:], start)
+                                 if n > start else [], start)
+        self._stored, self._generation, self._flushed_at = n, trainer.history.generation, time.monotonic()
+
+
+def _stored_snapshot(kept: ModelSnapshot) -> StoredSnapshot:
+    s = kept.state
+    state = StoredState(s.step, s.lr_exponent, params_blob(s.params), tensor_bytes(s.batch_rng), evals_blob(s.evals),
+                        "eager")
+    return StoredSnapshot(kept.name, kept.dev_loss, state, tensor_bytes(s.history_lr), tensor_bytes(s.history_loss))
+
+
+def open_session(data: DataConfig, model: ModelConfig, train: TrainConfig, load: Path | None, keep: bool,
+                 store_path: Path | None, run_name: str | None, resume: str | None,
+                 argv_for: ArgvFn) -> tuple[Trainer, RunKeeper, list[str]]:
+    """The trainer and the keeper of its run, new or resumed, and lines to show (a store that
+    cannot be used: training goes on without it). A run to resume that cannot be, or a --run
+    name that is taken, is a CharMLPError: the user asked for that run."""
+    from core.session import open_trainer
+
+    store, off = open_store(store_path) if keep else (None, "--no-runs")
+    lines = [] if off is None or not keep else [f"runs are not saved: {off}"]
+    if resume is not None:
+        if store is None:
+            raise StoreError(f"cannot resume {resume!r}: {off}")
+        try:
+            run = store.get(resume)
+            data, model, train = resume_configs(run)
+            trainer = open_trainer(data, model, train)
+            keeper = RunKeeper(store, None, data, argv_for)
+            keeper.resume(trainer, run)
+        except BaseException:
+            store.close()
+            raise
+        return trainer, keeper, [f"resumed run {run.name!r} at step {trainer.step:,}"]
+    if store is not None and run_name is not None:
+        try:
+            store.get(run_name)
+        except StoreError:
+            pass
+        else:
+            store.close()
+            raise StoreError(f"a run named {run_name!r} exists already in {store.shown}; --resume it or give another name")
+    trainer = open_trainer(data, model, train, load)
+    keeper = RunKeeper(store, off, data, argv_for)
+    line = keeper.start(trainer, run_name, load)
+    return trainer, keeper, lines + ([line] if line else [])

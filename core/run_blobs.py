@@ -1,0 +1,127 @@
+"""A run's tensors as the store keeps them, and back: raw little-endian arrays, no pickle.
+
+Parameters are float32 in the order C, W1, b1, W2, b2 (shapes from the run's row); history rows
+float32; evaluations float64 triples (step, train, dev; NaN where a split is empty); the minibatch
+generator's state its bytes. Reading checks every blob's length against what the run's shape
+and step say before a tensor is made, then the values go through the checkpoint validator
+(core.checkpoint_fields), so a stored state that lies is refused as a checkpoint that lies is.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import torch
+
+from core.errors import CheckpointError, StoreError
+from core.history import EvalPoint
+from core.model import PARAM_NAMES, Params
+from core.checkpoint_fields import FORMAT, VERSION, validate
+from core.state import TrainingState
+from core.store import RunRow, StoredState
+
+HISTORY_CHUNK_ROWS = 1 << 20  # a history rewritten whole is stored in rows of at most this many steps
+
+if sys.byteorder != "little":  # tensors' bytes are written as the machine holds them
+    raise ImportError("the run store needs a little-endian machine")
+
+
+def tensor_bytes(t: torch.Tensor) -> bytes:
+    return t.detach().contiguous().numpy().tobytes()
+
+
+def params_blob(params: Params) -> bytes:
+    return b"".join(tensor_bytes(t.float()) for t in params.tensors())
+
+
+def evals_blob(evals: tuple[EvalPoint, ...] | list[EvalPoint]) -> bytes:
+    rows = [[e.step, math.nan if e.train is None else e.train, math.nan if e.dev is None else e.dev] for e in evals]
+    return tensor_bytes(torch.tensor(rows, dtype=torch.float64).view(-1)) if rows else b""
+
+
+def read_evals(blob: bytes) -> tuple[EvalPoint, ...]:
+    if len(blob) % 24:
+        raise StoreError("a run's evaluations are damaged (their size is not whole records)")
+    if not blob:
+        return ()
+    rows = torch.frombuffer(bytearray(blob), dtype=torch.float64).view(-1, 3).tolist()
+    return tuple(EvalPoint(int(s), None if math.isnan(t) else t, None if math.isnan(d) else d) for s, t, d in rows)
+
+
+def param_shapes(run: RunRow) -> dict[str, tuple[int, ...]]:
+    V, E, T, H = len(run.vocab) + 1, run.emb_dim, run.block_size, run.hidden
+    return {"C": (V, E), "W1": (T * E, H), "b1": (H,), "W2": (H, V), "b2": (V,)}
+
+
+def history_chunks(lr: torch.Tensor, loss: torch.Tensor, start: int) -> list[tuple[int, bytes, bytes]]:
+    """(start, lr, loss) rows for the store: steps start, start + 1, … of these tensors."""
+    return [(start + i, tensor_bytes(lr[i : i + HISTORY_CHUNK_ROWS]), tensor_bytes(loss[i : i + HISTORY_CHUNK_ROWS]))
+            for i in range(0, int(lr.shape[0]), HISTORY_CHUNK_ROWS)]
+
+
+def read_history(chunks: list[tuple[int, bytes, bytes]], steps: int, shown: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The history's (lr, loss) from its chunks, which must follow each other from step 0 to `steps`."""
+    at = 0
+    for start, lr, loss in chunks:
+        if start != at or len(lr) != len(loss) or len(lr) % 4:
+            raise StoreError(f"{shown}: its history is damaged (a gap or a torn row at step {at:,}); it cannot be resumed")
+        at += len(lr) // 4
+    if at != steps:
+        raise StoreError(f"{shown}: its history holds {at:,} steps, its state {steps:,}; it cannot be resumed")
+
+    def join(blobs: list[bytes]) -> torch.Tensor:
+        return torch.frombuffer(bytearray(b"".join(blobs)), dtype=torch.float32) if steps else torch.empty(0)
+    return join([lr for _, lr, _ in chunks]), join([loss for _, _, loss in chunks])
+
+
+def read_state(run: RunRow, stored: StoredState, chunks: list[tuple[int, bytes, bytes]], shown: str) -> TrainingState:
+    """The run's latest state, checked as a checkpoint is (core.checkpoint_fields), or one StoreError line."""
+    shapes = param_shapes(run)
+    sizes = [math.prod(s) for s in shapes.values()]
+    if len(stored.params) != 4 * sum(sizes):
+        raise StoreError(f"{shown}: its parameters are {len(stored.params):,} bytes, its shape {run.shape} needs "
+                         f"{4 * sum(sizes):,}; it cannot be resumed")
+    lr, loss = read_history(chunks, stored.step, shown)
+    flat = torch.frombuffer(bytearray(stored.params), dtype=torch.float32)
+    tensors, at = {}, 0
+    for name, n in zip(PARAM_NAMES, sizes):
+        tensors[name] = flat[at : at + n].clone().view(shapes[name])  # each its own storage, as a checkpoint's
+        at += n
+    raw = {
+        "format": FORMAT, "version": VERSION,
+        "model": {"block_size": run.block_size, "emb_dim": run.emb_dim, "hidden": run.hidden, "seed": run.init_seed},
+        "vocab": run.vocab, "params": tensors, "step": stored.step, "lr_exponent": stored.lr_exponent,
+        "history": {"lr": lr, "loss": loss},
+        "evals": [[e.step, e.train, e.dev] for e in read_evals(stored.evals)],
+        "batch_rng_state": torch.frombuffer(bytearray(stored.batch_rng), dtype=torch.uint8) if stored.batch_rng
+        else torch.empty(0, dtype=torch.uint8),
+    }
+    try:
+        return validate(shown, raw)
+    except CheckpointError as e:
+        raise StoreError(str(e).replace("not a valid charmlp-tui checkpoint", "its stored state is damaged")) from None
+
+
+def schedule(lr: torch.Tensor, most: int = 6) -> str:
+    """The learning rates a history ran at, in one line: '-0.9×20k, -1.9×10k' (exponent × steps)."""
+    n = int(lr.shape[0])
+    if n == 0:
+        return ""
+    changes = (torch.nonzero(lr[1:] != lr[:-1]).view(-1) + 1).tolist()
+    bounds = [0, *changes, n]
+    segments: list[list[str | int]] = []  # [exponent as shown, steps]: rates that round alike make one
+    for a, b in zip(bounds, bounds[1:]):
+        exponent = f"{math.log10(float(lr[a])):.2g}"
+        if segments and segments[-1][0] == exponent:
+            segments[-1][1] = int(segments[-1][1]) + b - a
+        else:
+            segments.append([exponent, b - a])
+    parts = [f"{e}×{_short(int(k))}" for e, k in segments]
+    return ", ".join(parts if len(parts) <= most else [*parts[: most - 1], "…", parts[-1]])
+
+
+def _short(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.3g}M"
+    return f"{n / 1000:.3g}k" if n >= 1000 else str(n)
