@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING
 
 from core.actions import Action, Outcome
 from core.config import DataConfig, ModelConfig, TrainConfig
+from core import ranges
 from core.errors import StoreError
+from core.history import EvalPoint
 from core.recording import SessionRecord
-from core.run_blobs import evals_blob, history_chunks, params_blob, read_state, schedule, tensor_bytes
-from core.state import ModelSnapshot
+from core.run_blobs import evals_blob, history_chunks, params_blob, read_evals, read_state, schedule, tensor_bytes
+from core.state import ModelSnapshot, TrainingState
 from core.store import RunRow, RunStore, StoredSnapshot, StoredState, default_path
 
 if TYPE_CHECKING:
@@ -105,23 +107,53 @@ class RunKeeper:
 
     def resume(self, trainer: Trainer, run: RunRow) -> None:
         """Continue `run` on a trainer built from resume_configs(run): its state, snapshots and
-        script put back (StoreError, nothing changed in the store, if it cannot be)."""
+        script put back (StoreError, nothing changed, if it cannot be)."""
+        state, snapshots = self._stored_state(trainer, run)
         assert self.store is not None
+        self.store.claim(run)
+        self._install(trainer, run, state, snapshots)
+
+    def switch_to(self, trainer: Trainer, name: str) -> RunRow:
+        """Open another stored run in this session (the app's runs screen): the current run is
+        saved and released, the other one resumed. It must be on the same words and split; its
+        shape may differ (Trainer.new_model). Refused in one line with nothing changed."""
+        store = self._need_store()
+        run = store.get(name)
+        if self.run is not None and run.id == self.run.id:
+            raise StoreError(f"run {name!r} is the one open now")
+        data, model, train = resume_configs(run)
+        if data.split != self.data.split or data.path != self.data.path:
+            raise StoreError(f"run {name!r} was trained on {run.data_source} with split {run.split}; to continue it, "
+                             f"start charmlp-tui --resume {name}")
+        state, snapshots = self._stored_state(trainer, run)
+        store.claim(run)
+        if (line := self._try(lambda s: self._flush(trainer))) is not None:
+            raise StoreError(line)
+        self._release()
+        trainer.new_model(model, train)
+        self._install(trainer, run, state, snapshots)
+        return run
+
+    def _stored_state(self, trainer: Trainer, run: RunRow) -> tuple[TrainingState, list[ModelSnapshot]]:
+        store = self._need_store()
         if trainer.dataset.words_digest != run.data_digest:
             raise StoreError(f"run {run.name!r} was trained on other words than {trainer.dataset.source} holds now "
                              "(the file changed); it cannot be resumed exactly")
-        self.store.claim(run)
         shown = f"run {run.name!r}"
-        stored = self.store.state(run.id)
+        stored = store.state(run.id)
         if stored is None:
             raise StoreError(f"{shown}: has no stored state; it cannot be resumed")
-        state = read_state(run, stored, self.store.history(run.id), shown)
+        state = read_state(run, stored, store.history(run.id), shown)
         snapshots = [ModelSnapshot(k.name, read_state(run, k.state, [(0, k.lr, k.loss)] if k.state.step else [],
                                                       f"{shown} snapshot {k.name!r}"), k.dev_loss)
-                     for k in self.store.snapshots(run.id)]
-        trainer.apply_checkpoint(state, Path(shown))
+                     for k in store.snapshots(run.id)]
+        return state, snapshots
+
+    def _install(self, trainer: Trainer, run: RunRow, state: TrainingState, snapshots: list[ModelSnapshot]) -> None:
+        trainer.apply_checkpoint(state, Path(f"run {run.name!r}"))
         trainer.snapshots = snapshots
-        if stored.engine in ("eager", "compiled"):
+        stored = self.store.state(run.id) if self.store is not None else None
+        if stored is not None and stored.engine in ("eager", "compiled"):
             trainer.use_engine(stored.engine)
         self.run, self._base, self.argv = run, run.script, json.loads(run.argv)
         self._base_wall, self._base_train = run.wall_s, run.train_s
@@ -129,6 +161,31 @@ class RunKeeper:
         self.record.lines.append(f"# resumed at step {state.step}")
         self._reset_clock()
         self._stored, self._generation = state.step, trainer.history.generation
+
+    # ---- the store's other runs (the app's runs screen) -------------------------------------
+    def _need_store(self) -> RunStore:
+        if self.store is None:
+            raise StoreError(f"runs are not saved in this session ({self.off_reason})")
+        return self.store
+
+    def runs(self) -> list[RunRow]:
+        return self._need_store().runs()
+
+    def curves(self, names: list[str]) -> list[tuple[str, tuple[EvalPoint, ...]]]:
+        """Each named run's exact evaluations (step, train, dev): what the chart overlays."""
+        store = self._need_store()
+        return [(name, read_evals(store.evals(store.get(name).id))) for name in names]
+
+    def rename(self, name: str, new: str) -> None:
+        ranges.RUN_NAME.check(new)
+        self._need_store().rename(name, new)
+        if self.run is not None and self.run.name == name:
+            self.run = self._need_store().get(new)
+
+    def delete(self, name: str) -> None:
+        if self.run is not None and self.run.name == name:
+            raise StoreError(f"run {name!r} is the one open now; open or start another run first")
+        self._need_store().delete(name)
 
     def _reset_clock(self) -> None:
         self._started, self._train_s, self._job_s = time.monotonic(), 0.0, 0.0
