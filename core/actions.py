@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.errors import CharMLPError, ScriptError
+from core.errors import CharMLPError, ConfigError, ScriptError
 from core.jobs import ProgressFn, RunResult, StopFn, ignore_progress, never_stop
 from core.ranges import FloatRange, IntRange, Name
 
@@ -43,9 +43,14 @@ class Arg:
     kind: IntRange | FloatRange | Name | tuple[str, ...] | type[str]  # a range, a name, a choice of words, any word
     default: Value | None = None  # for an optional argument: the value when it is left out
 
-    def parse(self, text: str) -> Value:
+    @property
+    def word(self) -> str:
+        """How a keyword argument is written: `init-seed=N` for the key init_seed."""
+        return self.key.replace("_", "-")
+
+    def parse(self, text: str, what: str | None = None) -> Value:
         if isinstance(self.kind, (IntRange, FloatRange, Name)):
-            return self.kind.parse(text, self.name)
+            return self.kind.parse(text, what or self.name)
         if isinstance(self.kind, tuple):
             if text.lower() not in self.kind:
                 raise _NotUsage()
@@ -56,15 +61,18 @@ class Arg:
 @dataclass(frozen=True)
 class Action:
     """A parsed action: the verb and the values given (defaults are not filled in: the script
-    records what was written). options are (key, value) pairs of `--name VALUE` arguments."""
+    records what was written). options are (key, value) pairs of `--name VALUE` arguments;
+    keywords (key, value) pairs of `name=VALUE` ones, in the verb's order, whatever the written one."""
 
     verb: str
     args: tuple[Value, ...] = ()
     options: tuple[tuple[str, Value], ...] = ()
+    keywords: tuple[tuple[str, Value], ...] = ()
 
     def __str__(self) -> str:
         # 10 digits: an LR exponent is kept to 6 decimals, and a recorded session must replay it exactly
         words = [self.verb, *map(_word, self.args)]
+        words += [f"{key.replace('_', '-')}={_word(value)}" for key, value in self.keywords]
         words += [f"--{key} {_word(value)}" for key, value in self.options]
         return " ".join(words)
 
@@ -126,6 +134,7 @@ class Verb:
     args: tuple[Arg, ...] = ()
     optional: int = 0  # how many trailing args may be left out: all of them together, or none
     options: tuple[Arg, ...] = ()  # given as `--key VALUE`, after the others
+    keywords: tuple[Arg, ...] = ()  # given as `key=VALUE` (init_seed as init-seed=), each optional, any order
     long: bool = False  # a job: reports progress, can be stopped (escape, Ctrl+C)
     mid_run: bool = False  # cheap enough to apply at a running job's chunk boundary (the app's decay mid-run)
     replayed: bool = True  # False: a session script keeps it as a comment (a replay must not write files)
@@ -142,13 +151,15 @@ class Verb:
         required = [a.name for a in self.args[: len(self.args) - self.optional]]
         optional = [a.name for a in self.args[len(self.args) - self.optional :]]
         words = [self.name, *required] + ([f"[{' '.join(optional)}]"] if optional else [])
+        words += [f"[{k.word}={k.name}]" for k in self.keywords]
         return " ".join(words + [f"[--{o.key} {o.name}]" for o in self.options])
 
     def values(self, action: Action) -> dict[str, Any]:
         """The action's arguments by key, with the defaults of those left out."""
-        values = {a.key: a.default for a in (*self.args, *self.options)}
+        values = {a.key: a.default for a in (*self.args, *self.options, *self.keywords)}
         values.update({a.key: v for a, v in zip(self.args, action.args)})
         values.update(action.options)
+        values.update(action.keywords)
         return values
 
 
@@ -176,10 +187,10 @@ class Registry:
             raise ScriptError(f"{where}: unknown action {name!r}; actions are {', '.join(self._verbs)}")
         verb = self._verbs[name]
         try:
-            options = self._options(verb, given)
+            options, keywords = self._options(verb, given), self._keywords(verb, given)
             if len(given) not in (len(verb.args), len(verb.args) - verb.optional):
                 raise _NotUsage()
-            action = Action(name, tuple(a.parse(text) for a, text in zip(verb.args, given)), options)
+            action = Action(name, tuple(a.parse(text) for a, text in zip(verb.args, given)), options, keywords)
             verb.check(verb.values(action))
         except _NotUsage:
             raise ScriptError(f"{where}: expected '{verb.usage}'") from None
@@ -201,6 +212,24 @@ class Registry:
                 options.append((option.key, option.parse(given[at + 1])))
                 del given[at : at + 2]
         return tuple(options)
+
+    def _keywords(self, verb: Verb, given: list[str]) -> tuple[tuple[str, Value], ...]:
+        """Take the `key=VALUE` words out of `given` (in place), parsed, in the verb's order. Only
+        for a verb that has keywords: elsewhere a word with '=' is an ordinary word (a path)."""
+        if not verb.keywords:
+            return ()
+        found: dict[str, Value] = {}
+        for text in [w for w in given if "=" in w]:
+            word, value = text.split("=", 1)
+            arg = next((k for k in verb.keywords if k.word == word.lower()), None)
+            if arg is None:
+                raise ConfigError(f"unknown keyword {word!r}; {verb.name} takes "
+                                  f"{', '.join(k.word + '=' for k in verb.keywords)}")
+            if arg.key in found:
+                raise ConfigError(f"{arg.word}= given twice")
+            found[arg.key] = arg.parse(value, arg.word)
+            given.remove(text)
+        return tuple((k.key, found[k.key]) for k in verb.keywords if k.key in found)
 
     def parse_script(self, text: str) -> list[Action]:
         """Every action of a script, or ScriptError naming the first bad one (by number)."""
