@@ -8,11 +8,11 @@ from pathlib import Path
 from core import budget
 from core.checkpoint import load_checkpoint
 from core.config import DataConfig, ModelConfig, TrainConfig
-from core.dataset import make_dataset
-from core.errors import CharMLPError
+from core.dataset import Dataset, make_dataset
+from core.errors import CharMLPError, ConfigError
 from core.reading import shown_path
 from core.trainer import Trainer
-from core.words import BUILTIN_NAME, Vocab, load_words
+from core.words import BUILTIN_NAME, Vocab, load_words, words_digest
 
 
 def autosave(trainer: Trainer, path: Path) -> tuple[bool, str]:
@@ -39,7 +39,17 @@ def open_trainer(data: DataConfig, model: ModelConfig, train: TrainConfig, load:
     budget.check(f"the dataset of {source}", budget.dataset_needs(len(words), n_chars, model.block_size, data.split))
     examples = [e for _, e in budget.split_sizes(len(words), n_chars, data.split)]
     budget.check(f"a session on {source}", budget.opening_needs(model, vocab.size, train, examples))
-    trainer = Trainer(make_dataset(words, model.block_size, data, source, vocab=vocab), model, train)
+    dataset = make_dataset(words, model.block_size, data, source, vocab=vocab)
+    digest = dataset.words_digest  # the closure holds this, not the dataset (a rebuilt one replaces it)
+
+    def rebuild(block_size: int) -> Dataset:
+        """For `new` with another block size: the words read again, and refused if they changed."""
+        again = load_words(data.path)
+        if words_digest(again) != digest:
+            raise ConfigError(f"{source}: the words file changed since the session started; restart to use it")
+        return make_dataset(again, block_size, data, source, vocab=vocab)
+
+    trainer = Trainer(dataset, model, train, rebuild)
     if state is not None and load is not None:  # state is None without load
         trainer.apply_checkpoint(state, load)
     return trainer

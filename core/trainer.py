@@ -8,6 +8,7 @@ Arguments are checked against core.ranges, the same ranges the script parser use
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -39,7 +40,8 @@ from core.step import SGDStep, Stepper
 from core.sweep import Ramp, SweepResult, sweep
 
 class Trainer:
-    def __init__(self, dataset: Dataset, model: ModelConfig = ModelConfig(), train: TrainConfig = TrainConfig()) -> None:
+    def __init__(self, dataset: Dataset, model: ModelConfig = ModelConfig(), train: TrainConfig = TrainConfig(),
+                 rebuild: Callable[[int], Dataset] | None = None) -> None:
         if model.block_size != dataset.block_size:
             raise ConfigError(f"model block size {model.block_size} != dataset block size {dataset.block_size}")
         # the parameters and their copies, the step's buffers, a run's chunk: refused before any is made
@@ -53,12 +55,17 @@ class Trainer:
         self.snapshots: list[ModelSnapshot] = []  # oldest first
         self._written: set[Path] = set()  # checkpoints this trainer wrote: safe to overwrite
         self._sample_gen = torch.Generator()
+        self._rebuild = rebuild  # the dataset from the same words for another block size (core.session's)
         self.reset()
 
     # ---- state -------------------------------------------------------------------------------
     def reset(self) -> None:
         """New parameters from the seed; step, history, evaluations and generators start over."""
-        self._install(init_params(self.model_config, self.dataset.vocab.size))
+        params = init_params(self.model_config, self.dataset.vocab.size)
+        self._start(params, SGDStep(params, self.train_config.batch_size))
+
+    def _start(self, params: Params, sgd: SGDStep) -> None:
+        self.params, self._sgd = params, sgd
         self._before_run: TrainingState | None = None
         self.step = 0
         self.history = LossHistory()
@@ -66,9 +73,26 @@ class Trainer:
         self._batch_gen = torch.Generator().manual_seed(self.batch_seed)
         self._sample_gen.manual_seed(self.model_config.seed + 10)  # the lecture's sampling seed
 
-    def _install(self, params: Params) -> None:
-        self.params = params
-        self._sgd = SGDStep(params, self.train_config.batch_size)
+    def new_model(self, model: ModelConfig, train: TrainConfig) -> None:
+        """reset() with another model and train's batch size and seed (chunk_steps and the LR stay);
+        snapshots go; a new block size rebuilds the dataset. All or nothing: memory is checked and
+        all is built before anything is replaced, so a refusal leaves the trainer as it was."""
+        train = dataclasses.replace(self.train_config, batch_size=train.batch_size, batch_seed=train.batch_seed)
+        dataset, vocab = self.dataset, self.dataset.vocab.size
+        if model.block_size == dataset.block_size:
+            budget.check("the new model", budget.trainer_needs(model, vocab, train))
+        elif self._rebuild is None:
+            raise ConfigError(f"block {model.block_size}: a new block size needs the words to rebuild the data; keep block {dataset.block_size}")
+        else:  # the new splits at rest, the model, evaluation; the build's own peak: make_dataset
+            budget.check("the new model and its dataset", budget.opening_needs(model, vocab, train,
+                                                                               list(dataset.sizes().values())))
+            dataset = self._rebuild(model.block_size)
+        params = init_params(model, vocab)
+        sgd = SGDStep(params, train.batch_size)
+        if dataset is not self.dataset:
+            self.dataset, self._counts = dataset, {}
+        self.model_config, self.train_config, self.snapshots = model, train, []
+        self._start(params, sgd)
 
     def batch_rng_state(self) -> torch.Tensor:
         """The minibatch generator's state (uint8): where the minibatch stream stands."""
@@ -312,7 +336,7 @@ class Trainer:
             first = (str(e).splitlines() or [type(e).__name__])[0][:120]
             raise CheckpointError(f"{shown}: cannot be applied ({printable(first)}); nothing was loaded") from None
         self.model_config = state.model
-        self.params, self._sgd = params, sgd  # as _install, with the step built before the swap
+        self.params, self._sgd = params, sgd  # as _start, with the step built before the swap
         self.step, self.lr_exponent = state.step, state.lr_exponent
         self.history, self.evals = history, list(state.evals)
         self._batch_gen = batch_gen

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import ranges
 from core.actions import Action, Arg, Job, Outcome, Registry, Verb
+from core.config import ModelConfig, TrainConfig
 from core.reading import shown_path
 
 if TYPE_CHECKING:
@@ -30,6 +31,17 @@ def _loss(value: float | None) -> str:
 def _reset(t: Trainer, v: Values, job: Job) -> Outcome:
     t.reset()
     return Outcome(f"reset: new parameters from seed {t.model_config.seed}")
+
+
+def _new(t: Trainer, v: Values, job: Job) -> Outcome:
+    m, given = t.model_config, {key: value for key, value in v.items() if value is not None}
+    model = ModelConfig(given.get("block", m.block_size), given.get("emb", m.emb_dim), given.get("hidden", m.hidden),
+                        given.get("init_seed", m.seed))
+    t.new_model(model, TrainConfig(given.get("batch", t.train_config.batch_size), t.lr_exponent,
+                                   t.train_config.chunk_steps, given.get("batch_seed", t.batch_seed)))
+    m = t.model_config
+    return Outcome(f"new: block {m.block_size}, emb {m.emb_dim}, hidden {m.hidden}, batch {t.train_config.batch_size}, "
+                   f"init seed {m.seed}, batch seed {t.batch_seed}; {t.n_params:,} parameters, step {t.step}")
 
 
 def _lr(t: Trainer, v: Values, job: Job) -> Outcome:
@@ -137,6 +149,12 @@ def _lr_bound(key: str, name: str, default: float) -> Arg:
 
 VERBS = Registry([
     Verb("reset", "new parameters from the seed; step and history start over", _reset),
+    Verb("new", "a new model without a restart: parameters from the init seed, minibatches from the batch seed; step, "
+         "history and snapshots start over, the learning rate stays; defaults: the current model's values; a new "
+         "block size rebuilds the dataset from the same words",
+         _new, keywords=(Arg("N", "block", ranges.BLOCK_SIZE), Arg("N", "emb", ranges.EMB_DIM),
+                         Arg("N", "hidden", ranges.HIDDEN), Arg("N", "batch", ranges.BATCH_SIZE),
+                         Arg("N", "init_seed", ranges.SEED), Arg("N", "batch_seed", ranges.SEED))),
     Verb("lr", f"set the learning rate to 10**EXP (EXP from {ranges.LR_EXPONENT.low:g} to {ranges.LR_EXPONENT.high:g})", _lr, (Arg("EXP", "exponent", ranges.LR_EXPONENT),),
          mid_run=True),
     Verb("run", f"train N minibatch steps (1 to {ranges.RUN_STEPS.high:,})", _run, (Arg("N", "steps", ranges.RUN_STEPS),),

@@ -46,7 +46,8 @@ def test_the_parser_and_the_trainer_refuse_with_the_same_range(trainer):
 
 
 @pytest.mark.parametrize("script", ["sweep -2 0.5 300 --repeats 3", "grid -2 -0.5 8 100", "decay 3", "lr -0.934567",
-                                    "engine compiled", "sample 7", "snapshot best", "sweep --repeats 2"])
+                                    "engine compiled", "sample 7", "snapshot best", "sweep --repeats 2",
+                                    "new block=4 emb=10 init-seed=3 batch-seed=0", "new"])
 def test_an_action_reads_back_as_itself(script):
     action = parse_script(script)[0]
     assert str(action) == script and parse_script(str(action)) == [action]
