@@ -126,11 +126,15 @@ class RunKeeper:
             raise StoreError(f"run {name!r} was trained on {run.data_source} with split {run.split}; to continue it, "
                              f"start charmlp-tui --resume {name}")
         state, snapshots = self._stored_state(trainer, run)
-        store.claim(run)
         if (line := self._try(lambda s: self._flush(trainer))) is not None:
             raise StoreError(line)
+        store.claim(run)
+        try:
+            trainer.new_model(model, train)  # refused whole (memory): the current run stays open
+        except BaseException:
+            self._try(lambda s: s.release(run.id))
+            raise
         self._release()
-        trainer.new_model(model, train)
         self._install(trainer, run, state, snapshots)
         return run
 

@@ -27,7 +27,11 @@ class IntRange:
         return value
 
     def parse(self, text: str, what: str | None = None) -> int:
-        """From text such as '20000', '20_000' or '2e4'."""
+        """From text such as '20000', '20_000' or '2e4' (a whole number is read exactly, however large)."""
+        try:
+            return self.check(int(text.replace("_", "")), what)
+        except ValueError:
+            pass
         value = _finite(text.replace("_", ""), what or self.what)
         return self.check(int(value) if value == int(value) else text, what)
 

@@ -58,8 +58,8 @@ class Settings:
         argv = ["--data", str(d.path.resolve())] if d.path else []
         argv += ["--split", ",".join(f"{f:g}" for f in d.split),
                  "--block-size", str(m.block_size), "--emb-dim", str(m.emb_dim), "--hidden", str(m.hidden),
-                 "--init-seed", str(m.seed)]
-        argv += ["--batch-seed", str(t.batch_seed)] if t.batch_seed is not None else []
+                 *(["--seed", str(m.seed)] if t.batch_seed is None else  # the batch seed derived from it
+                   ["--init-seed", str(m.seed), "--batch-seed", str(t.batch_seed)])]
         argv += ["--batch-size", str(t.batch_size), "--lr-exp", f"{t.lr_exponent:.10g}"]
         return argv + (["--load", str(load.resolve())] if load else [])
 
