@@ -1,4 +1,5 @@
-"""`charmlp-tui`: check the flags and the script, then start the app or the headless runner."""
+"""`charmlp-tui`: check the flags and the script, then start the app or the headless runner;
+`charmlp-tui runs …` manages the kept runs (tui.runs_cli) instead."""
 
 from __future__ import annotations
 
@@ -45,7 +46,12 @@ def _silence_stdout() -> None:
 
 
 def _main(argv: list[str] | None) -> int:
-    settings = parse_settings(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["runs"]:  # `charmlp-tui runs list|show|export|rm|rename`: no training flags, no torch
+        from tui.runs_cli import run_runs
+
+        return run_runs(args[1:])
+    settings = parse_settings(args)
     if not settings.headless and not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual reads one, draws on the other
         print("charmlp-tui: error: the app needs a terminal (standard input and standard error); to run without one "
               "use --headless --script", file=sys.stderr)
