@@ -135,7 +135,7 @@ def test_show_tells_everything_and_its_script_rebuilds_the_run(runs, db, tmp_pat
     assert code == 0 and err == "", err
     for part in ("run evald", "block 3, emb 2, hidden 20", "split     0.8,0.1,0.1", "batch     32",
                  "-1×200, -1.5×100", "looked at", "steps/s", "created", "--hidden 20", "--script-file FILE",
-                 "--resume evald", "  lr -1.5", "evaluations", "      200  ", "      300  "):
+                 f"--resume evald --runs-db {db}", "  lr -1.5", "evaluations", "      200  ", "      300  "):
         assert part in out, part
     rebuild = next(line for line in out.splitlines() if line.startswith("  charmlp-tui --headless"))
     argv = shlex.split(rebuild)[2:-2]

@@ -332,7 +332,8 @@ def _show(args: argparse.Namespace) -> int:
             evals = str(e)
     finally:
         _close(store)
-    print(describe(run, evals))
+    given = args.runs_db if args.runs_db is not None else args.top_runs_db
+    print(describe(run, evals, "" if given is None else f" --runs-db {shlex.quote(shown)}"))
     return 0
 
 
@@ -351,8 +352,9 @@ def _argv(run: RunRow) -> str:
         return f"(not readable: {run.argv[:60]!r})"
 
 
-def describe(run: RunRow, evals: tuple[EvalPoint, ...] | str) -> str:
-    """What `runs show` prints: one run, every field, its script and evaluations."""
+def describe(run: RunRow, evals: tuple[EvalPoint, ...] | str, store_flag: str = "") -> str:
+    """What `runs show` prints: one run, every field, its script and evaluations (store_flag: the
+    --runs-db to resume it from, when not the default store)."""
     data = printable(run.data_source)
     if run.data_path and run.data_path != run.data_source:
         data += f" ({shown_path(run.data_path)})"
@@ -386,7 +388,7 @@ def describe(run: RunRow, evals: tuple[EvalPoint, ...] | str) -> str:
         "",
         "rebuild it from scratch (save the script below to FILE):",
         f"  charmlp-tui --headless {printable(_argv(run))} --script-file FILE",
-        f"or continue it exactly: charmlp-tui --resume {printable(shlex.quote(run.name))}",
+        f"or continue it exactly: charmlp-tui --resume {printable(shlex.quote(run.name))}{store_flag}",
         "",
         "script (the actions applied to it; `runs show NAME --script` prints it alone):",
     ]
