@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the character-level MLP of makemore part 2 and find its learning rate, "
                     "interactively in the terminal or headless from a script.",
         epilog=f"script actions (--script, separated by ';'):\n{verbs}\n\n"
-               "example:\n  charmlp-tui --headless --script \"sweep; lr -1; run 20000; decay; run 10000; eval; sample 10\"",
+               "example:\n  charmlp-tui --headless --script \"sweep; lr -1; run 20000; decay; run 10000; eval; sample 10\"\n\n"
+               "kept runs: charmlp-tui runs list|show|export|rm|rename (see charmlp-tui runs --help)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     data = parser.add_argument_group("data")
