@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from core.actions import Action, Outcome
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core import ranges
-from core.errors import StoreError
+from core.checkpoint_fields import first_line
+from core.errors import ConfigError, StoreError
 from core.history import EvalPoint
 from core.recording import SessionRecord
 from core.run_blobs import evals_blob, history_chunks, params_blob, read_evals, read_state, schedule, tensor_bytes
@@ -49,11 +50,17 @@ def open_store(path: Path | None) -> tuple[RunStore | None, str | None]:
 
 
 def resume_configs(run: RunRow) -> tuple[DataConfig, ModelConfig, TrainConfig]:
-    """The data, model and training a run was made with: what --resume rebuilds."""
-    split = tuple(float(f) for f in run.split.split(","))
-    data = DataConfig(path=Path(run.data_path) if run.data_path else None, split=(split[0], split[1], split[2]))
-    model = ModelConfig(run.block_size, run.emb_dim, run.hidden, run.init_seed)
-    return data, model, TrainConfig(batch_size=run.batch_size, lr_exponent=run.lr_exponent, batch_seed=run.batch_seed)
+    """The data, model and training a run was made with: what --resume rebuilds (a StoreError line
+    if the stored values are not settings this program takes)."""
+    try:
+        split = tuple(float(f) for f in run.split.split(","))
+        data = DataConfig(path=Path(run.data_path) if run.data_path else None, split=(split[0], split[1], split[2]))
+        model = ModelConfig(run.block_size, run.emb_dim, run.hidden, run.init_seed)
+        return data, model, TrainConfig(batch_size=run.batch_size, lr_exponent=run.lr_exponent,
+                                        batch_seed=run.batch_seed)
+    except (ValueError, IndexError, ConfigError) as e:
+        raise StoreError(f"run {run.name!r}: its stored settings are damaged ({first_line(e)}); "
+                         "it cannot be resumed") from None
 
 
 class RunKeeper:
@@ -110,8 +117,8 @@ class RunKeeper:
         script put back (StoreError, nothing changed, if it cannot be)."""
         state, snapshots = self._stored_state(trainer, run)
         assert self.store is not None
+        self._install(trainer, run, state, snapshots)  # all that can be refused, before the store is written
         self.store.claim(run)
-        self._install(trainer, run, state, snapshots)
 
     def switch_to(self, trainer: Trainer, name: str) -> RunRow:
         """Open another stored run in this session (the app's runs screen): the current run is
@@ -144,6 +151,8 @@ class RunKeeper:
             raise StoreError(f"run {run.name!r} was trained on other words than {trainer.dataset.source} holds now "
                              "(the file changed); it cannot be resumed exactly")
         shown = f"run {run.name!r}"
+        if run.vocab != trainer.dataset.vocab.chars:  # the same words make the same vocabulary: the row lies
+            raise StoreError(f"{shown}: its stored vocabulary differs from its words' (damaged); it cannot be resumed")
         stored = store.state(run.id)
         if stored is None:
             raise StoreError(f"{shown}: has no stored state; it cannot be resumed")
@@ -227,7 +236,8 @@ class RunKeeper:
             return self._try(lambda s: store.mark_test(run_id, trainer.step, trainer.test_loss()))
         if action.verb == "snapshot":
             kept = next(k for k in reversed(trainer.snapshots) if k.name == action.args[0])
-            self._try(lambda s: store.save_snapshot(run_id, _stored_snapshot(kept)))
+            keep = [k.name for k in trainer.snapshots]
+            self._try(lambda s: store.save_snapshot(run_id, _stored_snapshot(kept), keep))
         if mid_run and time.monotonic() - self._flushed_at < FLUSH_INTERVAL_S:
             return None
         return self._try(lambda s: self._flush(trainer))

@@ -40,12 +40,15 @@ def evals_blob(evals: tuple[EvalPoint, ...] | list[EvalPoint]) -> bytes:
     return tensor_bytes(torch.tensor(rows, dtype=torch.float64).view(-1)) if rows else b""
 
 
-def read_evals(blob: bytes) -> tuple[EvalPoint, ...]:
+def read_evals(blob: bytes, shown: str = "a run") -> tuple[EvalPoint, ...]:
+    """(step, train, dev) records; the validator checks the losses and that no step is past the run's."""
     if len(blob) % 24:
-        raise StoreError("a run's evaluations are damaged (their size is not whole records)")
+        raise StoreError(f"{shown}: its evaluations are damaged (their size is not whole records)")
     if not blob:
         return ()
     rows = torch.frombuffer(bytearray(blob), dtype=torch.float64).view(-1, 3).tolist()
+    if not all(math.isfinite(s) and s == int(s) and s >= 0 for s, _, _ in rows):  # int(nan) would raise
+        raise StoreError(f"{shown}: its evaluations are damaged (a step that is not a whole number)")
     return tuple(EvalPoint(int(s), None if math.isnan(t) else t, None if math.isnan(d) else d) for s, t, d in rows)
 
 
@@ -93,7 +96,7 @@ def read_state(run: RunRow, stored: StoredState, chunks: list[tuple[int, bytes, 
         "model": {"block_size": run.block_size, "emb_dim": run.emb_dim, "hidden": run.hidden, "seed": run.init_seed},
         "vocab": run.vocab, "params": tensors, "step": stored.step, "lr_exponent": stored.lr_exponent,
         "history": {"lr": lr, "loss": loss},
-        "evals": [[e.step, e.train, e.dev] for e in read_evals(stored.evals)],
+        "evals": [[e.step, e.train, e.dev] for e in read_evals(stored.evals, shown)],
         "batch_rng_state": torch.frombuffer(bytearray(stored.batch_rng), dtype=torch.uint8) if stored.batch_rng
         else torch.empty(0, dtype=torch.uint8),
     }

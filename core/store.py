@@ -16,20 +16,20 @@ Free of torch (the blobs are bytes here).
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from core.errors import StoreError
-from core.reading import shown_path
-from core.store_schema import MIGRATIONS, SCHEMA_VERSION, connect, error
+from core.reading import printable, shown_path
+from core.store_schema import (MIGRATIONS, SCHEMA_VERSION, History, RunRow, StoredSnapshot, StoredState, connect, error,
+                                row)
 
 __all__ = ["LOCK_TIMEOUT_S", "MIGRATIONS", "SCHEMA_VERSION", "RunRow", "RunStore", "StoredSnapshot", "StoredState",
            "default_path"]
@@ -43,80 +43,6 @@ def default_path() -> Path:
     from platformdirs import user_data_path
 
     return user_data_path(APP_NAME) / "runs.db"
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One run as the runs table lists it."""
-
-    id: int
-    name: str
-    created: float
-    updated: float
-    writer: str | None
-    data_source: str
-    data_path: str | None
-    data_digest: str
-    split: str
-    block_size: int
-    emb_dim: int
-    hidden: int
-    init_seed: int
-    batch_size: int
-    batch_seed: int
-    vocab: str
-    params: int
-    argv: str
-    script: str
-    steps: int
-    lr_exponent: float
-    schedule: str
-    train_loss: float | None
-    dev_loss: float | None
-    best_train_loss: float | None
-    best_dev_loss: float | None
-    wall_s: float
-    train_s: float
-    test_loss: float | None
-    test_step: int | None
-
-    @property
-    def shape(self) -> str:
-        return f"{self.block_size}/{self.emb_dim}/{self.hidden}"
-
-    @property
-    def steps_per_s(self) -> float | None:
-        return self.steps / self.train_s if self.train_s > 0 else None
-
-    def as_json(self) -> dict[str, object]:
-        """What `runs list --json` prints for it."""
-        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("script", "argv")}
-        out["argv"] = json.loads(self.argv)
-        out["steps_per_s"] = self.steps_per_s
-        return out
-
-
-@dataclass(frozen=True)
-class StoredState:
-    """A run's state as stored: the blobs (core.run_blobs reads and checks them)."""
-
-    step: int
-    lr_exponent: float
-    params: bytes
-    batch_rng: bytes
-    evals: bytes
-    engine: str
-
-
-@dataclass(frozen=True)
-class StoredSnapshot:
-    """A named snapshot of a run: its state, and its history (float32 blobs, as history rows)."""
-
-    name: str
-    dev_loss: float | None
-    state: StoredState
-    lr: bytes
-    loss: bytes
 
 
 def writer_id() -> str:
@@ -141,10 +67,11 @@ class RunStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a COMMIT that failed (a full disk) may leave it open
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
         except sqlite3.Error as e:
             raise error(self.shown, e, what, LOCK_TIMEOUT_S) from None
 
@@ -171,13 +98,13 @@ class RunStore:
         return self.get_by_id(run_id)
 
     def runs(self) -> list[RunRow]:
-        return [RunRow(*r) for r in self._read(f"SELECT {_COLUMNS} FROM runs ORDER BY id")]
+        return [row(RunRow, r, self.shown) for r in self._read(f"SELECT {_COLUMNS} FROM runs ORDER BY id")]
 
     def get_by_id(self, run_id: int) -> RunRow:
         rows = self._read(f"SELECT {_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         if not rows:
             raise StoreError(f"{self.shown}: run {run_id} is gone (deleted by another program?)")
-        return RunRow(*rows[0])
+        return row(RunRow, rows[0], self.shown)
 
     def get(self, name: str) -> RunRow:
         rows = self._read(f"SELECT {_COLUMNS} FROM runs WHERE name = ?", (name,))
@@ -185,14 +112,14 @@ class RunStore:
             known = [r[0] for r in self._read("SELECT name FROM runs ORDER BY id DESC LIMIT 5")]
             hint = f"; latest: {', '.join(map(str, known))}" if known else "; there are no runs yet"
             raise StoreError(f"{self.shown}: no run named {name!r}{hint}")
-        return RunRow(*rows[0])
+        return row(RunRow, rows[0], self.shown)
 
     def claim(self, run: RunRow) -> None:
         """Take a run to train it (resume): refused while another live process on this host has it."""
         with self._write("claim the run") as db:
             (writer,) = db.execute("SELECT writer FROM runs WHERE id = ?", (run.id,)).fetchone() or (None,)
-            if writer and writer != writer_id() and _alive(writer):
-                raise StoreError(f"run {run.name!r} is being trained by another charmlp-tui ({writer}); "
+            if writer and writer != writer_id() and _alive(str(writer)):
+                raise StoreError(f"run {run.name!r} is being trained by another charmlp-tui ({printable(str(writer))}); "
                                  "wait for it to end, or start a new run")
             db.execute("UPDATE runs SET writer = ? WHERE id = ?", (writer_id(), run.id))
 
@@ -210,7 +137,7 @@ class RunStore:
     def delete(self, name: str) -> None:
         run = self.get(name)
         if run.writer and run.writer != writer_id() and _alive(run.writer):
-            raise StoreError(f"run {name!r} is being trained by another charmlp-tui ({run.writer}); not deleted")
+            raise StoreError(f"run {name!r} is being trained by another charmlp-tui ({printable(run.writer)}); not deleted")
         with self._write("delete the run") as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run.id,))
 
@@ -236,21 +163,26 @@ class RunStore:
     def state(self, run_id: int) -> StoredState | None:
         rows = self._read("SELECT step, lr_exponent, params, batch_rng, evals, engine FROM state WHERE run_id = ?",
                           (run_id,))
-        return StoredState(*rows[0]) if rows else None
+        return row(StoredState, rows[0], self.shown) if rows else None
 
     def history(self, run_id: int) -> list[tuple[int, bytes, bytes]]:
         """Its history chunks, (start, lr, loss), in step order."""
-        return [(int(s), bytes(lr), bytes(loss)) for s, lr, loss in
-                self._read("SELECT start, lr, loss FROM history WHERE run_id = ? ORDER BY start", (run_id,))]
+        chunks = [row(History, r, self.shown) for r in
+                  self._read("SELECT start, lr, loss FROM history WHERE run_id = ? ORDER BY start", (run_id,))]
+        return [(c.start, c.lr, c.loss) for c in chunks]
 
     def evals(self, run_id: int) -> bytes:
-        rows = self._read("SELECT evals FROM state WHERE run_id = ?", (run_id,))
-        return bytes(rows[0][0]) if rows else b""
+        stored = self.state(run_id)
+        return stored.evals if stored is not None else b""
 
     # ---- snapshots -------------------------------------------------------------------------
-    def save_snapshot(self, run_id: int, kept: StoredSnapshot) -> None:
+    def save_snapshot(self, run_id: int, kept: StoredSnapshot, keep: list[str]) -> None:
+        """Store `kept`, and drop the run's snapshots not named in `keep` (the session's: it keeps
+        at most ranges.MAX_SNAPSHOTS, the oldest dropped first)."""
         st = kept.state
         with self._write("save the snapshot") as db:
+            db.execute(f"DELETE FROM snapshots WHERE run_id = ? AND name NOT IN ({', '.join('?' * len(keep))})",
+                       (run_id, *keep))
             db.execute("INSERT OR REPLACE INTO snapshots (run_id, name, step, lr_exponent, dev_loss, params, batch_rng, "
                        "evals, lr, loss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (run_id, kept.name, st.step, st.lr_exponent, kept.dev_loss, st.params, st.batch_rng, st.evals,
@@ -259,7 +191,8 @@ class RunStore:
     def snapshots(self, run_id: int) -> list[StoredSnapshot]:
         rows = self._read("SELECT name, dev_loss, step, lr_exponent, params, batch_rng, evals, lr, loss FROM snapshots "
                           "WHERE run_id = ? ORDER BY rowid", (run_id,))
-        return [StoredSnapshot(name, dev, StoredState(step, lr_exp, params, rng, evals, "eager"), lr, loss)
+        return [row(StoredSnapshot, (name, dev, row(StoredState, (step, lr_exp, params, rng, evals, "eager"), self.shown),
+                                     lr, loss), self.shown)
                 for name, dev, step, lr_exp, params, rng, evals, lr, loss in rows]
 
 

@@ -1,19 +1,27 @@
-"""The run store's schema and its file: the tables (MIGRATIONS, one script per version), opening
-a database (checked, brought forward), and sqlite3's errors as one line a user can act on.
+"""The run store's schema: its tables (MIGRATIONS, one script per version), its rows as Python
+reads them (each value checked for its type), opening a database (checked, brought forward), and
+sqlite3's errors as one line a user can act on.
 
 A database is versioned by PRAGMA user_version: applying MIGRATIONS[k] takes it from version k to
-k + 1, in one transaction. One written by a newer charmlp-tui (a higher version) is refused before
-anything is written to it. core.store builds on this; nothing else imports it.
+k + 1, in one transaction. One written by a newer charmlp-tui (a higher version), or a database of
+another program (version 0 with tables in it), is refused before anything is written to it.
+SQLite keeps a value of any type in any column, so a row read back is checked field by field
+(`row`): a value of another type is a damaged database, refused in one line, never a TypeError
+later. core.store builds on this; nothing else imports it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 from core.errors import StoreError
-from core.reading import file_kind
+from core.reading import file_kind, printable
 
 # One script per version: applying MIGRATIONS[k] takes a database from version k to k + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -69,8 +77,118 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+@dataclass(frozen=True)
+class RunRow:
+    """One run as the runs table lists it."""
+
+    id: int
+    name: str
+    created: float
+    updated: float
+    writer: str | None
+    data_source: str
+    data_path: str | None
+    data_digest: str
+    split: str
+    block_size: int
+    emb_dim: int
+    hidden: int
+    init_seed: int
+    batch_size: int
+    batch_seed: int
+    vocab: str
+    params: int
+    argv: str
+    script: str
+    steps: int
+    lr_exponent: float
+    schedule: str
+    train_loss: float | None
+    dev_loss: float | None
+    best_train_loss: float | None
+    best_dev_loss: float | None
+    wall_s: float
+    train_s: float
+    test_loss: float | None
+    test_step: int | None
+
+    @property
+    def shape(self) -> str:
+        return f"{self.block_size}/{self.emb_dim}/{self.hidden}"
+
+    @property
+    def steps_per_s(self) -> float | None:
+        return self.steps / self.train_s if self.train_s > 0 else None
+
+    def as_json(self) -> dict[str, object]:
+        """What `runs list --json` prints for it."""
+        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("script", "argv")}
+        out["argv"] = json.loads(self.argv)
+        out["steps_per_s"] = self.steps_per_s
+        return out
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """A run's state as stored: the blobs (core.run_blobs reads and checks them)."""
+
+    step: int
+    lr_exponent: float
+    params: bytes
+    batch_rng: bytes
+    evals: bytes
+    engine: str
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    """A named snapshot of a run: its state, and its history (float32 blobs, as history rows)."""
+
+    name: str
+    dev_loss: float | None
+    state: StoredState
+    lr: bytes
+    loss: bytes
+
+
+@dataclass(frozen=True)
+class History:
+    """One row of a run's history: `start`, the step of its first value, and float32 blobs."""
+
+    start: int
+    lr: bytes
+    loss: bytes
+
+
+Row = TypeVar("Row", RunRow, StoredState, StoredSnapshot, History)
+_KINDS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bytes": (bytes,),
+                                       "None": (type(None),), "StoredState": (StoredState,)}
+_NAMES = {int: "a whole number", float: "a number", str: "text", bytes: "a blob", type(None): "NULL",
+          StoredState: "a state"}
+
+
+def row(cls: type[Row], values: Sequence[Any], shown: str) -> Row:
+    """The row as `cls`, every value of its field's type (and a run's argv a JSON list of strings),
+    or one StoreError line naming the column."""
+    for f, value in zip(fields(cls), values, strict=True):
+        if not isinstance(value, tuple(k for kind in str(f.type).split(" | ") for k in _KINDS[kind])) \
+                or isinstance(value, bool):
+            raise StoreError(f"{shown}: damaged ({cls.__name__} {f.name} holds {_NAMES.get(type(value), 'another type')}, "
+                             f"not {' or '.join(_NAMES[_KINDS[k][-1]] for k in str(f.type).split(' | '))})")
+    made = cls(*values)
+    if isinstance(made, RunRow):
+        try:
+            argv = json.loads(made.argv)
+        except ValueError:
+            argv = None
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            raise StoreError(f"{shown}: damaged (run {made.name!r} argv is not a JSON list of flags)")
+    return made
+
+
 def connect(path: Path, shown: str, timeout: float) -> sqlite3.Connection:
-    """Open (creating it and its folder if need be), check the version, migrate forward."""
+    """Open (creating it and its folder if need be), check the version, migrate forward. A
+    database this program does not take (newer, another program's) is left untouched."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -84,15 +202,17 @@ def connect(path: Path, shown: str, timeout: float) -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as e:
         raise StoreError(f"{shown}: cannot be opened ({getattr(e, 'strerror', None) or e})") from None
+    db.text_factory = lambda b: b.decode("utf-8", "replace")  # text that is not UTF-8: a damaged row, not a crash
     try:
         db.execute("PRAGMA foreign_keys = ON")
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             raise StoreError(f"{shown}: written by a newer charmlp-tui (schema {version}, this one reads up to "
                              f"{SCHEMA_VERSION}); upgrade, or give another --runs-db")
+        _not_foreign(db, version, shown)
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode = WAL")
-        _migrate(db, version)
+        _migrate(db, version, shown)
     except sqlite3.Error as e:
         db.close()
         raise error(shown, e, "open", timeout) from None
@@ -102,11 +222,19 @@ def connect(path: Path, shown: str, timeout: float) -> sqlite3.Connection:
     return db
 
 
-def _migrate(db: sqlite3.Connection, version: int) -> None:
+def _not_foreign(db: sqlite3.Connection, version: int, shown: str) -> None:
+    """A database at version 0 is a new one only if it is empty: tables in it are another program's."""
+    if version == 0 and db.execute("SELECT 1 FROM sqlite_master").fetchone():
+        raise StoreError(f"{shown}: not a charmlp-tui runs database (it holds another program's tables); "
+                         "give --runs-db a file of its own")
+
+
+def _migrate(db: sqlite3.Connection, version: int, shown: str) -> None:
     while version < SCHEMA_VERSION:
         db.execute("BEGIN IMMEDIATE")
         try:
             (version,) = db.execute("PRAGMA user_version").fetchone()  # another process may have migrated it
+            _not_foreign(db, version, shown)
             if version < SCHEMA_VERSION:
                 for statement in _statements(MIGRATIONS[version]):
                     db.execute(statement)
@@ -132,8 +260,12 @@ def error(shown: str, e: sqlite3.Error, what: str, timeout: float) -> StoreError
         why = "read-only (no permission to write it or its folder)"
     elif "not a database" in text or "malformed" in text or "corrupt" in text:
         why = "not a charmlp-tui runs database, or damaged"
-    elif "disk" in text and "full" in text:
+    elif "full" in text:
         why = "the disk is full"
+    elif "disk I/O error" in text:
+        why = "the disk refused a write (full, over a file size limit, or failing)"
+    elif "unable to open" in text:
+        why = "cannot open its file (no permission to write its folder?)"
     else:
-        why = text.splitlines()[0][:120] if text else type(e).__name__
+        why = printable(text.splitlines()[0][:120]) if text else type(e).__name__
     return StoreError(f"{shown}: cannot {what}: {why}")

@@ -1,0 +1,452 @@
+"""The run store (core.store) in this process: its schema and migrations, databases that cannot be
+used, stored states that lie, snapshots kept across sessions, a database locked too long.
+
+Conventions, as the fault suite's: a store that cannot be used is one clear line and never a
+traceback. `--resume` asked for that run, so it is refused (exit 2) and the database is left byte
+for byte as it was; a plain headless run trains on (exit 0) and says runs are not saved. Each test
+keeps its store in tmp_path (--runs-db). Real processes (kill -9, two writers, read-only files
+as another user, a full disk, exact resume across processes) are in tests/test_store_processes.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sqlite3
+import struct
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import core.keeping
+import core.store
+from conftest import deadline
+from core.config import DataConfig, ModelConfig, TrainConfig
+from core.errors import CharMLPError, StoreError
+from core.keeping import open_session
+from core.run_blobs import read_state
+from core.store import MIGRATIONS, SCHEMA_VERSION, RunStore
+from core.words import load_words
+from tui.cli import main
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+def one_clear_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in text, text
+    assert lines[0].isprintable(), repr(lines[0])
+    return lines[0]
+
+
+def store_line(err: str, words: str) -> str:
+    """The line of a headless run's stderr that says why runs are not saved (one, no traceback)."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if words in line]
+    assert lines, err
+    return lines[0]
+
+
+def same(a, b) -> bool:
+    """Two Params bit for bit."""
+    return all(torch.equal(x, y) for x, y in zip(a.tensors(), b.tensors(), strict=True))
+
+
+def fingerprint(db: Path) -> tuple[bytes, list[str]]:
+    """The database's bytes and what its folder holds (no -wal, -shm or journal left behind)."""
+    return db.read_bytes(), sorted(p.name for p in db.parent.iterdir())
+
+
+def run_main(*args: str) -> tuple[int, str, str]:
+    """charmlp-tui --headless --no-compile in this process, outside any fixture (module-scoped setup)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--headless", "--no-compile", *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def sql(db: Path, statement: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as c:
+        return list(c.execute(statement, args))
+
+
+def stored(db: Path, name: str):
+    """(the runs row, its state as resume reads it) straight from the file."""
+    store = RunStore(db)
+    try:
+        run = store.get(name)
+        state = store.state(run.id)
+        assert state is not None
+        return run, read_state(run, state, store.history(run.id), name)
+    finally:
+        store.close()
+
+
+BASE_SCRIPT = "run 300; eval; snapshot s; lr -1.5; run 300; eval"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> tuple[Path, Path]:
+    """(words file, a store holding run 'c': two runs, two evaluations, a snapshot), made once."""
+    folder = tmp_path_factory.mktemp("base")
+    words = folder / "names.txt"
+    words.write_text("\n".join(load_words(None)[:300]) + "\n", encoding="utf-8")
+    db = folder / "runs.db"
+    code, _, err = run_main("--data", str(words), "--runs-db", str(db), "--run", "c", "--script", BASE_SCRIPT)
+    assert code == 0, err
+    return words, db
+
+
+@pytest.fixture
+def copy_of(base, tmp_path):
+    """A fresh copy of the base store in this test's tmp_path."""
+    db = tmp_path / "runs.db"
+    db.write_bytes(base[1].read_bytes())
+    return db
+
+
+# ---- 1. schema and migration -----------------------------------------------------------------------
+V1_RUN_COLUMNS = [c for c in core.store._COLUMNS.split(", ") if c not in ("test_loss", "test_step")]
+
+
+def test_a_version_1_database_is_brought_forward_and_its_run_resumes(base, headless, tmp_path):
+    words, source = base
+    old = tmp_path / "v1.db"
+    with contextlib.closing(sqlite3.connect(old, isolation_level=None)) as c:  # as version 1 made it (rollback journal)
+        c.executescript(MIGRATIONS[0])
+        c.execute("PRAGMA user_version = 1")
+        c.execute("ATTACH ? AS src", (str(source),))
+        c.execute(f"INSERT INTO runs ({', '.join(V1_RUN_COLUMNS)}) SELECT {', '.join(V1_RUN_COLUMNS)} FROM src.runs")
+        c.execute("INSERT INTO history SELECT * FROM src.history")
+        c.execute("INSERT INTO state SELECT * FROM src.state")
+    before_run, before_state = stored(source, "c")
+
+    store = RunStore(old)
+    store.close()
+    assert sql(old, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert sql(old, "PRAGMA journal_mode") == [("wal",)]
+    assert sql(old, "PRAGMA integrity_check") == [("ok",)]
+    run, state = stored(old, "c")
+    assert run == before_run.__class__(**{**vars(before_run), "test_loss": None, "test_step": None})
+    assert state.step == before_state.step == 600 and same(state.params, before_state.params)
+    assert state.history_loss.equal(before_state.history_loss) and state.evals == before_state.evals
+
+    code, out, err = headless("--runs-db", str(old), "--resume", "c", "--script", "run 200; snapshot t")
+    assert code == 0 and "resumed run 'c' at step 600" in err, err
+    run, state = stored(old, "c")
+    assert run.steps == state.step == len(state.history_loss) == 800
+    assert [n for (n,) in sql(old, "SELECT name FROM snapshots")] == ["t"]
+
+
+def test_a_migration_that_fails_is_rolled_back_whole(copy_of, monkeypatch):
+    import core.store_schema as schema
+
+    broken = (*MIGRATIONS, "ALTER TABLE runs ADD COLUMN tag TEXT; CREATE TABLE broken (")
+    monkeypatch.setattr(schema, "MIGRATIONS", broken)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", len(broken))
+    with pytest.raises(StoreError) as e:
+        RunStore(copy_of)
+    one_clear_line(str(e.value))
+    assert sql(copy_of, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert "tag" not in [row[1] for row in sql(copy_of, "PRAGMA table_info(runs)")]
+
+
+def test_a_database_from_a_newer_version_is_refused_and_left_as_it_was(copy_of, base, headless):
+    sql(copy_of, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = fingerprint(copy_of)
+    code, out, err = headless("--runs-db", str(copy_of), "--resume", "c", "--script", "run 10")
+    assert code == 2 and out == ""
+    line = one_clear_line(err)
+    assert f"schema {SCHEMA_VERSION + 1}" in line and "newer charmlp-tui" in line, line
+    assert fingerprint(copy_of) == before
+
+    code, out, err = headless("--data", str(base[0]), "--runs-db", str(copy_of), "--script", "run 10")
+    assert code == 0 and "final: step 10" in out
+    assert "newer charmlp-tui" in store_line(err, "runs are not saved")
+    assert fingerprint(copy_of) == before
+
+
+# ---- 4. databases that cannot be used --------------------------------------------------------------
+def _random_bytes(db: Path, base_db: Path) -> None:
+    db.write_bytes(bytes(range(256)) * 300)
+
+
+def _truncated(db: Path, base_db: Path) -> None:
+    data = base_db.read_bytes()
+    db.write_bytes(data[: len(data) // 2])
+
+
+def _truncated_at_a_page(db: Path, base_db: Path) -> None:
+    data = base_db.read_bytes()
+    db.write_bytes(data[: len(data) // 2 // 4096 * 4096])
+
+
+def _another_programs_database(db: Path, base_db: Path) -> None:
+    sql(db, "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    sql(db, "INSERT INTO notes (text) VALUES ('keep me')")
+
+
+def _directory(db: Path, base_db: Path) -> None:
+    db.mkdir()
+
+
+def _fifo(db: Path, base_db: Path) -> None:
+    os.mkfifo(db)
+
+
+BAD = {
+    "random bytes": (_random_bytes, "not a charmlp-tui runs database, or damaged"),
+    "a real database cut in half": (_truncated, "not a charmlp-tui runs database, or damaged"),
+    "a real database cut at a page": (_truncated_at_a_page, "not a charmlp-tui runs database, or damaged"),
+    "another program's database": (_another_programs_database, "not a charmlp-tui runs database"),
+    "a directory": (_directory, "is a directory, not a runs database"),
+    "a FIFO": (_fifo, "is a named pipe (FIFO), not a runs database"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_a_database_that_cannot_be_used_is_one_line(kind, base, headless, tmp_path):
+    make, expected = BAD[kind]
+    db = tmp_path / "runs.db"
+    make(db, base[1])
+    before = fingerprint(db) if db.is_file() else None
+    with deadline(30):  # a FIFO is never opened
+        code, out, err = headless("--runs-db", str(db), "--resume", "c", "--script", "run 10")
+    assert code == 2 and out == ""
+    line = one_clear_line(err)
+    assert line.startswith(f"charmlp-tui: error: cannot resume 'c': {db}: ") and expected in line, line
+    with deadline(30):
+        code, out, err = headless("--data", str(base[0]), "--runs-db", str(db), "--run", "n", "--script", "run 10")
+    assert code == 0 and "final: step 10" in out, err
+    assert expected in store_line(err, "runs are not saved")
+    if before is not None:
+        assert fingerprint(db) == before
+
+
+def test_dev_null_as_the_store_is_refused(base, headless):
+    code, out, err = headless("--runs-db", os.devnull, "--resume", "c", "--script", "run 10")
+    assert code == 2 and "is a character device, not a runs database" in one_clear_line(err)
+    code, out, err = headless("--data", str(base[0]), "--runs-db", os.devnull, "--script", "run 10")
+    assert code == 0 and "is a character device" in store_line(err, "runs are not saved")
+
+
+def test_a_read_only_connection_is_said_in_words(copy_of, monkeypatch):
+    """The read-only words at the StoreError level (the real thing, as another user, is in
+    test_store_processes): sqlite3 opened with mode=ro refuses every write as a read-only file does."""
+    import core.store_schema as schema
+
+    real = sqlite3.connect
+    monkeypatch.setattr(schema.sqlite3, "connect",
+                        lambda path, **kw: real(f"file:{path}?mode=ro", uri=True, **kw))
+    store = RunStore(copy_of)
+    try:
+        with pytest.raises(StoreError, match="read-only") as e:
+            store.rename("c", "d")
+        one_clear_line(str(e.value))
+    finally:
+        store.close()
+
+
+# ---- 4. a database locked too long -----------------------------------------------------------------
+@contextlib.contextmanager
+def held_lock(db: Path, after: threading.Event | None = None):
+    """Another connection holding the write lock (BEGIN EXCLUSIVE) from now, or from `after` on,
+    until the block ends."""
+    taken, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with contextlib.closing(sqlite3.connect(db, isolation_level=None, check_same_thread=False)) as c:
+            if after is not None:
+                after.wait(30)
+            c.execute("BEGIN EXCLUSIVE")
+            taken.set()
+            done.wait(60)
+            c.execute("ROLLBACK")
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    if after is None:
+        assert taken.wait(10)
+    try:
+        yield taken
+    finally:
+        done.set()
+        thread.join(10)
+
+
+def test_a_database_locked_too_long(copy_of, base, headless, monkeypatch):
+    monkeypatch.setattr(core.store, "LOCK_TIMEOUT_S", 0.3)
+    before = fingerprint(copy_of)
+    with held_lock(copy_of):
+        code, out, err = headless("--runs-db", str(copy_of), "--resume", "c", "--script", "run 10")
+        assert code == 2 and out == ""
+        assert "locked by another program for more than 0.3 s" in one_clear_line(err)
+        code, out, err = headless("--data", str(base[0]), "--runs-db", str(copy_of), "--run", "n", "--script", "run 10")
+        assert code == 0 and "final: step 10" in out
+        line = store_line(err, "runs are no longer saved")
+        assert "locked by another program for more than 0.3 s" in line and "training goes on" in line
+    assert fingerprint(copy_of)[0] == before[0]
+
+
+def test_a_lock_taken_during_a_run_stops_keeping_and_training_goes_on(copy_of, base, headless, monkeypatch):
+    monkeypatch.setattr(core.store, "LOCK_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(core.keeping, "FLUSH_INTERVAL_S", 0.1)
+    started = threading.Event()
+
+    def watch() -> None:  # the lock is taken once the run has saved some steps of its own
+        with contextlib.closing(sqlite3.connect(copy_of, check_same_thread=False)) as c:
+            while not c.execute("SELECT 1 FROM runs WHERE name = 'n' AND steps > 0").fetchone():
+                threading.Event().wait(0.02)
+        started.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    with held_lock(copy_of, after=started) as taken:
+        code, out, err = headless("--data", str(base[0]), "--runs-db", str(copy_of), "--run", "n",
+                                  "--script", "run 20000; eval")
+        assert taken.is_set()
+    assert code == 0 and "final: step 20000" in out, err
+    line = store_line(err, "runs are no longer saved")
+    assert "cannot save the run: locked by another program for more than 0.3 s" in line
+    run, state = stored(copy_of, "n")  # what was saved before the lock is whole
+    assert 0 < run.steps == state.step == len(state.history_loss) < 20000
+
+
+# ---- 6. a stored state that lies ------------------------------------------------------------------
+NAN32 = struct.pack("<f", float("nan"))
+MUTATIONS = {
+    "a parameter NaN": ("UPDATE state SET params = CAST(? || substr(params, 5) AS BLOB)", (NAN32,), "C holds non-finite values"),
+    "parameters short": ("UPDATE state SET params = substr(params, 5)", (), "its parameters are 13,920 bytes"),
+    "parameters long": ("UPDATE state SET params = CAST(params || x'00000000' AS BLOB)", (), "its parameters are 13,928 bytes"),
+    "a gap in the history": ("UPDATE history SET start = start + 7 WHERE start > 0", (), "history is damaged"),
+    "a torn history row": ("UPDATE history SET lr = substr(lr, 3) WHERE start = 0", (), "history is damaged"),
+    "history shorter than the step": ("DELETE FROM history WHERE start > 0", (), "history holds 300 steps, its state 600"),
+    "step beyond the history": ("UPDATE state SET step = step + 1", (), "history holds 600 steps, its state 601"),
+    "evaluations not whole records": ("UPDATE state SET evals = CAST(evals || x'00' AS BLOB)", (), "evaluations are damaged"),
+    "an evaluation at step NaN": ("UPDATE state SET evals = ?", (struct.pack("<3d", float("nan"), 2.0, 2.0),),
+                                  "evaluations are damaged"),
+    "an evaluation at step 1.5": ("UPDATE state SET evals = ?", (struct.pack("<3d", 1.5, 2.0, 2.0),),
+                                  "evaluations are damaged"),
+    "an evaluation after the step": ("UPDATE state SET evals = ?", (struct.pack("<3d", 601, 2.0, 2.0),),
+                                     "evaluation 0 is at step 601"),
+    "generator state garbage": ("UPDATE state SET batch_rng = ?", (b"\xff" * 5056,), "minibatch generator state"),
+    "generator state short": ("UPDATE state SET batch_rng = x'00'", (), "minibatch generator state"),
+    "parameters as text": ("UPDATE state SET params = 'weights'", (), "damaged (StoredState params holds text"),
+    "learning rate absurd": ("UPDATE state SET lr_exponent = 1e9", (), "lr exponent"),
+    "no state": ("DELETE FROM state", (), "has no stored state"),
+    "step not a number": ("UPDATE state SET step = 'many'", (), "damaged"),
+    "history start not a number": ("UPDATE history SET start = 'x' WHERE start > 0", (), "damaged"),
+    "vocabulary changed": ("UPDATE runs SET vocab = upper(vocab)", (), "vocabulary"),
+    "vocabulary shorter": ("UPDATE runs SET vocab = substr(vocab, 2)", (), "stored vocabulary differs"),
+    "other words": ("UPDATE runs SET data_digest = 'x'", (), "trained on other words"),
+    "split garbage": ("UPDATE runs SET split = 'a,b'", (), "damaged"),
+    "argv garbage": ("UPDATE runs SET argv = '{'", (), "damaged"),
+    "wall time not a number": ("UPDATE runs SET wall_s = 'soon'", (), "damaged"),
+    "a snapshot cut short": ("UPDATE snapshots SET params = substr(params, 5)", (), "snapshot 's'"),
+}
+
+
+@pytest.mark.parametrize("lie", MUTATIONS)
+def test_a_stored_state_that_lies_is_refused_and_nothing_changes(lie, copy_of, headless):
+    statement, args, expected = MUTATIONS[lie]
+    sql(copy_of, statement, args)
+    before = fingerprint(copy_of)
+    code, out, err = headless("--runs-db", str(copy_of), "--resume", "c", "--script", "run 10")
+    assert code == 2 and out == "", (code, err)
+    line = one_clear_line(err)
+    assert expected in line, line
+    assert fingerprint(copy_of) == before
+
+
+RUN_COLUMNS = [c for c in core.store._COLUMNS.split(", ") if c not in ("id", "name")]
+LIES = st.one_of(
+    st.tuples(st.just("runs"), st.sampled_from(RUN_COLUMNS)),
+    st.tuples(st.just("state"), st.sampled_from(["step", "lr_exponent", "params", "batch_rng", "evals", "engine"])),
+    st.tuples(st.just("history"), st.sampled_from(["start", "lr", "loss"])),
+    st.tuples(st.just("snapshots"), st.sampled_from(["name", "step", "lr_exponent", "dev_loss", "params", "batch_rng",
+                                                     "evals", "lr", "loss"])),
+)
+VALUES = st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=30),
+                   st.binary(max_size=64))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=LIES, value=VALUES, flip=st.integers(0, 10**6))
+def test_any_one_lie_is_refused_in_one_line_or_resumes(base, tmp_path, where, value, flip):
+    """One column of one row set to any value SQLite holds (or, for a blob, one bit flipped):
+    --resume either works or is refused in one line with the database unchanged."""
+    table, column = where
+    db = tmp_path / "lie.db"
+    db.write_bytes(base[1].read_bytes())
+    rowids = [r for (r,) in sql(db, f"SELECT rowid FROM {table} ORDER BY rowid")]
+    rowid = rowids[flip % len(rowids)]
+    try:
+        (old,) = sql(db, f"SELECT {column} FROM {table} WHERE rowid = ?", (rowid,))[0]
+        if isinstance(value, bytes) and isinstance(old, bytes) and old:  # a blob: one bit of it flipped
+            i = flip % (8 * len(old))
+            value = old[: i // 8] + bytes([old[i // 8] ^ (1 << i % 8)]) + old[i // 8 + 1 :]
+        sql(db, f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (value, rowid))
+    except sqlite3.IntegrityError:  # NOT NULL, UNIQUE: SQLite itself refuses that lie
+        event("SQLite refused it")
+        return
+    before = fingerprint(db)
+    try:
+        trainer, keeper, _ = open_session(DataConfig(), ModelConfig(), TrainConfig(), None, True, db, None, "c",
+                                          lambda *a: [])
+    except CharMLPError as e:
+        one_clear_line(str(e))
+        assert fingerprint(db) == before
+        event("refused")
+        return
+    event("resumed")
+    trainer.run(20)
+    line = keeper.close(trainer)
+    assert line is None, line
+    assert stored(db, "c")[1].step == trainer.step
+
+
+# ---- 7. snapshots survive the session ---------------------------------------------------------------
+def test_snapshots_survive_the_process(base, headless, tmp_path):
+    db = tmp_path / "runs.db"
+    code, out, err = headless("--data", str(base[0]), "--runs-db", str(db), "--run", "c",
+                              "--script", "run 500; snapshot x; run 500")
+    assert code == 0, err
+    snapshot = RunStore(db)
+    try:
+        run = snapshot.get("c")
+        (kept,) = snapshot.snapshots(run.id)
+        at_x = read_state(run, kept.state, [(0, kept.lr, kept.loss)], "x")
+    finally:
+        snapshot.close()
+    code, out, err = headless("--runs-db", str(db), "--resume", "c", "--script", "restore x")
+    assert code == 0 and "restore x: back to step 500" in out, err
+    run, state = stored(db, "c")
+    assert run.steps == state.step == 500 and same(state.params, at_x.params)
+    assert state.history_loss.equal(at_x.history_loss) and state.batch_rng.equal(at_x.batch_rng)
+    code, out, err = headless("--runs-db", str(db), "--resume", "c", "--script", "run 100; restore x; run 10")
+    assert code == 0 and "final: step 510" in out, err
+
+
+def test_the_store_keeps_the_snapshots_the_session_keeps(base, headless, tmp_path):
+    """Eleven snapshots: the session drops the oldest (ranges.MAX_SNAPSHOTS); so does the store."""
+    db = tmp_path / "runs.db"
+    script = "; ".join(f"run 10; snapshot s{k}" for k in range(11))
+    code, out, err = headless("--data", str(base[0]), "--runs-db", str(db), "--run", "c", "--script", script)
+    assert code == 0, err
+    assert [n for (n,) in sql(db, "SELECT name FROM snapshots ORDER BY rowid")] == [f"s{k}" for k in range(1, 11)]
+    code, out, err = headless("--runs-db", str(db), "--resume", "c", "--script", "restore s0")
+    assert code == 2 and "no snapshot named 's0'" in err
+
+
+def test_runs_list_json_reads_back(copy_of):
+    store = RunStore(copy_of)
+    try:
+        (run,) = store.runs()
+        assert json.loads(json.dumps(run.as_json()))["steps"] == 600
+    finally:
+        store.close()
