@@ -201,6 +201,8 @@ def connect(path: Path, shown: str, timeout: float) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as e:
+        if info is None and not os.access(path.parent, os.W_OK):
+            raise StoreError(f"{shown}: cannot be made: its folder is read-only (no permission to write it)") from None
         raise StoreError(f"{shown}: cannot be opened ({getattr(e, 'strerror', None) or e})") from None
     db.text_factory = lambda b: b.decode("utf-8", "replace")  # text that is not UTF-8: a damaged row, not a crash
     try:
