@@ -165,6 +165,7 @@ _KINDS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "st
                                        "None": (type(None),), "StoredState": (StoredState,)}
 _NAMES = {int: "a whole number", float: "a number", str: "text", bytes: "a blob", type(None): "NULL",
           StoredState: "a state"}
+_TABLES = {RunRow: "runs", StoredState: "state", StoredSnapshot: "snapshots", History: "history"}
 
 
 def row(cls: type[Row], values: Sequence[Any], shown: str) -> Row:
@@ -173,7 +174,7 @@ def row(cls: type[Row], values: Sequence[Any], shown: str) -> Row:
     for f, value in zip(fields(cls), values, strict=True):
         if not isinstance(value, tuple(k for kind in str(f.type).split(" | ") for k in _KINDS[kind])) \
                 or isinstance(value, bool):
-            raise StoreError(f"{shown}: damaged ({cls.__name__} {f.name} holds {_NAMES.get(type(value), 'another type')}, "
+            raise StoreError(f"{shown}: damaged ({_TABLES[cls]}.{f.name} holds {_NAMES.get(type(value), 'another type')}, "
                              f"not {' or '.join(_NAMES[_KINDS[k][-1]] for k in str(f.type).split(' | '))})")
     made = cls(*values)
     if isinstance(made, RunRow):

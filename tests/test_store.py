@@ -336,7 +336,7 @@ MUTATIONS = {
                                      "evaluation 0 is at step 601"),
     "generator state garbage": ("UPDATE state SET batch_rng = ?", (b"\xff" * 5056,), "minibatch generator state"),
     "generator state short": ("UPDATE state SET batch_rng = x'00'", (), "minibatch generator state"),
-    "parameters as text": ("UPDATE state SET params = 'weights'", (), "damaged (StoredState params holds text"),
+    "parameters as text": ("UPDATE state SET params = 'weights'", (), "damaged (state.params holds text, not a blob)"),
     "learning rate absurd": ("UPDATE state SET lr_exponent = 1e9", (), "lr exponent"),
     "no state": ("DELETE FROM state", (), "has no stored state"),
     "step not a number": ("UPDATE state SET step = 'many'", (), "damaged"),
