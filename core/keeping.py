@@ -264,7 +264,7 @@ class RunKeeper:
         except StoreError as e:
             self.store.close()
             self.store, self.off_reason = None, str(e)
-            return f"runs are no longer saved: {e} (training goes on)"
+            return f"runs are {'no longer' if self.run is not None else 'not'} saved: {e} (training goes on)"
         return None
 
     def _flush(self, trainer: Trainer) -> None:
