@@ -27,7 +27,8 @@ from core.checkpoint_fields import first_line
 from core.errors import ConfigError, StoreError
 from core.history import EvalPoint
 from core.recording import SessionRecord
-from core.run_blobs import evals_blob, history_chunks, params_blob, read_evals, read_state, schedule, tensor_bytes
+from core.run_blobs import (Segments, evals_blob, history_chunks, params_blob, read_evals, read_state, schedule,
+                             segments, tensor_bytes)
 from core.state import ModelSnapshot, TrainingState
 from core.store import RunRow, RunStore, StoredSnapshot, StoredState, default_path
 
@@ -77,6 +78,7 @@ class RunKeeper:
         self._job_s = 0.0
         self._stored = 0  # history rows in the store
         self._generation = -1  # the history's generation they were written from (-1: none yet)
+        self._schedule: Segments = []  # of the rows stored: each save adds its new rows' only
         self._flushed_at = 0.0
 
     @property
@@ -174,6 +176,7 @@ class RunKeeper:
         self.record.lines.append(f"# resumed at step {state.step}")
         self._reset_clock()
         self._stored, self._generation = state.step, trainer.history.generation
+        self._schedule = segments(trainer.history.view().lr)
 
     # ---- the store's other runs (the app's runs screen) -------------------------------------
     def _need_store(self) -> RunStore:
@@ -202,7 +205,7 @@ class RunKeeper:
 
     def _reset_clock(self) -> None:
         self._started, self._train_s, self._job_s = time.monotonic(), 0.0, 0.0
-        self._stored, self._generation, self._flushed_at = 0, -1, 0.0
+        self._stored, self._generation, self._flushed_at, self._schedule = 0, -1, 0.0, []
 
     def script(self, header: list[str], now_at_step: int | None = None) -> str:
         """The run's whole script: its earlier sessions' actions, then this one's."""
@@ -273,6 +276,7 @@ class RunKeeper:
         n = len(history)
         fresh = trainer.history.generation != self._generation or n < self._stored
         start = 0 if fresh else self._stored
+        plan = segments(history.lr[start:], None if fresh else self._schedule)
         evals = tuple(trainer.evals)
         state = StoredState(trainer.step, trainer.lr_exponent, params_blob(trainer.params),
                             tensor_bytes(trainer.batch_rng_state()), evals_blob(evals),
@@ -281,7 +285,7 @@ class RunKeeper:
         devs = [e.dev for e in evals if e.dev is not None]
         last = evals[-1] if evals else None
         summary: dict[str, object] = {
-            "steps": trainer.step, "lr_exponent": trainer.lr_exponent, "schedule": schedule(history.lr),
+            "steps": trainer.step, "lr_exponent": trainer.lr_exponent, "schedule": schedule(plan),
             "train_loss": last.train if last else None, "dev_loss": last.dev if last else None,
             "best_train_loss": min(trains, default=None), "best_dev_loss": min(devs, default=None),
             "wall_s": self._base_wall + time.monotonic() - self._started,
@@ -291,6 +295,7 @@ class RunKeeper:
         self.store.save_progress(self.run.id, summary, state, history_chunks(history.lr[start:], history.loss[start:], start)
                                  if n > start else [], start)
         self._stored, self._generation, self._flushed_at = n, trainer.history.generation, time.monotonic()
+        self._schedule = plan
 
 
 def _stored_snapshot(kept: ModelSnapshot) -> StoredSnapshot:

@@ -106,22 +106,31 @@ def read_state(run: RunRow, stored: StoredState, chunks: list[tuple[int, bytes, 
         raise StoreError(str(e).replace("not a valid charmlp-tui checkpoint", "its stored state is damaged")) from None
 
 
-def schedule(lr: torch.Tensor, most: int = 6) -> str:
-    """The learning rates a history ran at, in one line: '-0.9×20k, -1.9×10k' (exponent × steps)."""
+Segments = list[tuple[str, int]]  # (LR exponent as shown, steps): a history's learning-rate schedule
+
+
+def segments(lr: torch.Tensor, before: Segments | None = None) -> Segments:
+    """The schedule of `before` followed by these rows' learning rates. Rates that round to the same
+    exponent make one segment, so a keeper can extend a schedule with each save's new rows only."""
+    out = list(before or [])
     n = int(lr.shape[0])
     if n == 0:
-        return ""
+        return out
     changes = (torch.nonzero(lr[1:] != lr[:-1]).view(-1) + 1).tolist()
     bounds = [0, *changes, n]
-    segments: list[list[str | int]] = []  # [exponent as shown, steps]: rates that round alike make one
     for a, b in zip(bounds, bounds[1:]):
         exponent = f"{math.log10(float(lr[a])):.2g}"
-        if segments and segments[-1][0] == exponent:
-            segments[-1][1] = int(segments[-1][1]) + b - a
+        if out and out[-1][0] == exponent:
+            out[-1] = (exponent, out[-1][1] + b - a)
         else:
-            segments.append([exponent, b - a])
-    parts = [f"{e}×{_short(int(k))}" for e, k in segments]
-    return ", ".join(parts if len(parts) <= most else [*parts[: most - 1], "…", parts[-1]])
+            out.append((exponent, b - a))
+    return out
+
+
+def schedule(parts: Segments, most: int = 6) -> str:
+    """A schedule in one line: '-0.9×20k, -1.9×10k' (exponent × steps)."""
+    shown = [f"{e}×{_short(k)}" for e, k in parts]
+    return ", ".join(shown if len(shown) <= most else [*shown[: most - 1], "…", shown[-1]])
 
 
 def _short(n: int) -> str:
