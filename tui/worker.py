@@ -186,14 +186,14 @@ class _Session:
         else:
             self.keeper.record.applied(command)
         self._log(outcome.summary, error=bool(outcome.run and outcome.run.divergence))
+        if outcome.run is not None and outcome.run.steps:
+            self._evaluate_now()  # before the save: the run's last evaluation is kept with it
         if (line := self.keeper.after(trainer, command, outcome, mid_run=during_job)) is not None:
             self._log(line, error=True)
         if outcome.sweep is not None:
             self.app.post_message(SweepFinished(outcome.sweep))
         if outcome.grid is not None:
             self.app.post_message(GridFinished(outcome.grid))
-        if outcome.run is not None and outcome.run.steps:
-            self._evaluate_now()
 
     def _on_progress(self, progress: Progress) -> None:
         """At every chunk boundary: apply waiting commands, evaluate now and then, post the status."""
