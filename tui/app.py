@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 from textual.events import Resize
+from textual.css.query import NoMatches
 from textual.geometry import Size
 from textual.widgets import Footer, Label, RichLog
 
@@ -142,7 +143,19 @@ class CharMLPApp(App[int]):
         )
 
     # ---- messages from the worker -----------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        """The widgets are gone: the app is closing, and a message the worker posted before it
+        stopped (a status, a log line) has nothing to be shown on."""
+        try:
+            self.query_one("#main")
+        except NoMatches:
+            return True
+        return False
+
     def on_trainer_ready(self, message: TrainerReady) -> None:
+        if self.closing:
+            return
         self.query_one(StatusPanel).loading = False
         f = message.facts
         self.log_line(f"ready: {f.source}, {f.n_words:,} words, {f.n_params:,} parameters. "
@@ -151,11 +164,15 @@ class CharMLPApp(App[int]):
             self.send(action)
 
     def on_trainer_failed(self, message: TrainerFailed) -> None:
+        if self.closing:
+            return
         self.query_one(StatusPanel).loading = False
         self.log_line(f"error: {message.error}", error=True)
         self.notify(printable(message.error), title="cannot start", severity="error", timeout=30, markup=False)
 
     def on_state_changed(self, message: StateChanged) -> None:
+        if self.closing:
+            return
         previous, self.status = self.status, message.status
         s = message.status
         self.query_one(StatusPanel).show(s, keys.STEPS_PER_RUN[self.steps_index])
@@ -177,17 +194,23 @@ class CharMLPApp(App[int]):
             chart.show_points(s.embedding, list(s.facts.vocab), s.embedding_kind, s.step)
 
     def on_logged(self, message: Logged) -> None:
+        if self.closing:
+            return
         self.log_line(message.text, message.error)
         if message.error:
             self.notify(printable(message.text), severity="error", timeout=8, markup=False)
 
     def on_sweep_finished(self, message: SweepFinished) -> None:
+        if self.closing:
+            return
         self.sweeps = [*self.sweeps[-keys.OVERLAID_SWEEPS :], message.result]
         self.query_one(SweepChart).show_result(message.result, self.sweeps[:-1])
         self.last_finder = "sweep"
         self.refresh_bindings()
 
     def on_grid_finished(self, message: GridFinished) -> None:
+        if self.closing:
+            return
         self.grid = message.result
         self.query_one(SweepChart).show_grid(message.result)
         self.last_finder = "grid"
