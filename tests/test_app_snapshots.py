@@ -19,6 +19,12 @@ def fixed_rate(monkeypatch):
     monkeypatch.setattr(RunResult, "steps_per_s", property(lambda self: 12_345.0))
 
 
+def kept_as(run: str, folder):
+    """The app on the built-in names, its run named `run` in a store of its own (a generated name
+    would count the runs other tests kept). No compile: the engine line would change when it ends."""
+    return parse_settings(["--no-compile", "--runs-db", str(folder / "runs.db"), "--run", run])
+
+
 async def sweep_adopt_run_evaluate_sample(pilot) -> None:
     await settle(pilot)
     await pilot.press("s")
@@ -30,8 +36,8 @@ async def sweep_adopt_run_evaluate_sample(pilot) -> None:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
-def test_main_screen(snap_compare, fixed_rate, size):
-    app = CharMLPApp(parse_settings(["--no-compile"]))  # the engine line would change when a compile ends
+def test_main_screen(snap_compare, fixed_rate, size, tmp_path):
+    app = CharMLPApp(kept_as("lecture", tmp_path))
     assert snap_compare(app, terminal_size=size, run_before=sweep_adopt_run_evaluate_sample)
 
 
@@ -47,6 +53,6 @@ async def two_snapshots_listed(pilot) -> None:
     await pilot.pause()
 
 
-def test_snapshots_dialog(snap_compare, fixed_rate):
-    app = CharMLPApp(parse_settings(["--no-compile"]))
+def test_snapshots_dialog(snap_compare, fixed_rate, tmp_path):
+    app = CharMLPApp(kept_as("lecture", tmp_path))
     assert snap_compare(app, terminal_size=(80, 24), run_before=two_snapshots_listed)
