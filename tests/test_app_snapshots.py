@@ -1,5 +1,5 @@
 """Snapshot tests (pytest-textual-snapshot): the main screen after a deterministic sequence on the
-built-in names, at 80x24 and 160x48, and the snapshots dialog, centred. Update after a deliberate change of the screen with
+built-in names, at 80x24 and 160x48, the snapshots dialog, centred, and the runs screen. Update after a deliberate change of the screen with
 `pytest tests/test_app_snapshots.py --snapshot-update`, and look at the SVGs before committing.
 """
 
@@ -56,3 +56,41 @@ async def two_snapshots_listed(pilot) -> None:
 def test_snapshots_dialog(snap_compare, fixed_rate, tmp_path):
     app = CharMLPApp(kept_as("lecture", tmp_path))
     assert snap_compare(app, terminal_size=(80, 24), run_before=two_snapshots_listed)
+
+
+def fixed_runs(path) -> None:
+    """Three runs in a store, their figures fixed (no time measured here): what the runs screen lists."""
+    from core.store import RunStore, StoredState
+
+    store = RunStore(path)
+    base = dict(data_source="built-in SSA names", data_path=None, data_digest="0" * 64, split="0.8,0.1,0.1",
+                init_seed=2147483647, batch_size=32, batch_seed=2147483648, vocab=".abcdefghijklmnopqrstuvwxyz",
+                argv="[]", lr_exponent=-1.0)
+    for name, (block, emb, hidden, params), steps, schedule, losses, train_s, tested in (
+            ("lecture", (3, 2, 100, 3481), 200_000, "-1×100k, -2×100k", (2.2478, 2.2531, 2.2502), 2.8, True),
+            ("wide-emb", (3, 10, 200, 11897), 30_000, "-0.9×20k, -1.9×10k", (2.1384, 2.1791, 2.1791), 41.0, False),
+            ("context-5", (5, 10, 200, 15897), 150_000, "-1×150k", (2.0612, 2.1299, 2.1204), 3725.0, False)):
+        run = store.create({**base, "block_size": block, "emb_dim": emb, "hidden": hidden, "params": params}, name)
+        train, dev, best = losses
+        summary = {"steps": steps, "schedule": schedule, "train_loss": train, "dev_loss": dev,
+                   "best_train_loss": train, "best_dev_loss": best, "wall_s": train_s + 60, "train_s": train_s}
+        store.save_progress(run.id, summary, StoredState(steps, -2.0, b"", b"", b"", "eager"), [], 0)
+        if tested:
+            store.mark_test(run.id, steps, 2.2490)
+        store.release(run.id)
+    store.close()
+
+
+async def runs_listed(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("R")
+    while not getattr(pilot.app.screen, "loaded", False):
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+def test_runs_screen(snap_compare, tmp_path):
+    """The runs screen at 80x24: three stored runs and the open one (marked ▶, at step 0)."""
+    fixed_runs(tmp_path / "runs.db")
+    app = CharMLPApp(kept_as("current", tmp_path))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=runs_listed)

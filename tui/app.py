@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,15 +24,15 @@ from textual.geometry import Size
 from textual.widgets import Footer, Label, RichLog
 
 from core.actions import Action
-from core.files import resolved
 from core.verbs import VERBS
 from tui import keys
+from tui.app_dialogs import DialogActions
 from tui.charts import EmbeddingChart, SweepChart, TrainingChart
-from tui.messages import (Command, Export, GridFinished, Logged, LrStep, Save, StateChanged, SweepFinished,
-                          TrainerFailed, TrainerReady, TrainingStatus)
+from tui.messages import (Command, GridFinished, Logged, LrStep, OpenRun, StateChanged, SweepFinished, TrainerFailed,
+                          TrainerReady, TrainingStatus)
 from tui.palette import TrainerCommands
 from tui.panels import ProgressRow, StatusPanel
-from tui.screens import ConfirmScreen, HelpScreen, PathScreen, SnapshotsScreen, clean_paste, printable
+from tui.screens import clean_paste, printable
 from tui.settings import Settings
 from tui.terminal import PasteSafeDriver
 from tui.worker import TrainerWorker
@@ -46,7 +45,7 @@ MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
 CHART_INTERVAL_S = 1.0  # during a job: every UI redraw takes the GIL from the training thread
 
 
-class CharMLPApp(App[int]):
+class CharMLPApp(DialogActions):
     TITLE = "charmlp-tui"
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {TrainerCommands}
@@ -225,7 +224,7 @@ class CharMLPApp(App[int]):
     # ---- commands to the worker -------------------------------------------------------------
     def send(self, command: Command) -> None:
         number = self.worker.send(command)
-        if isinstance(command, Action) and not VERBS[command.verb].mid_run:
+        if isinstance(command, OpenRun) or isinstance(command, Action) and not VERBS[command.verb].mid_run:
             self.pending = number
         self.refresh_bindings()
 
@@ -299,13 +298,6 @@ class CharMLPApp(App[int]):
         self.snapshots_taken += 1
         self.send(Action("snapshot", (f"s{self.snapshots_taken}",)))
 
-    def action_snapshots(self) -> None:
-        def chosen(name: str | None) -> None:
-            if name is not None:
-                self.send(Action("restore", (name,)))
-
-        self.push_screen(SnapshotsScreen(self.status.snapshots if self.status else ()), chosen)
-
     def action_toggle_embedding(self) -> None:
         embedding = self.query_one(EmbeddingChart)
         embedding.display = not embedding.display
@@ -314,51 +306,6 @@ class CharMLPApp(App[int]):
 
     def action_stop(self) -> None:
         self.worker.stop()
-
-    def action_help(self) -> None:
-        self.push_screen(HelpScreen())
-
-    def _ask_where(self, prompt: str, default: str, write: Callable[[Path, bool], None]) -> None:
-        """Ask for a path; a file that exists and was not written by this app needs a yes first."""
-        def chosen(path: Path | None) -> None:
-            if path is None:
-                return
-            try:
-                path = path.expanduser()
-                exists = path.exists()
-            except (OSError, RuntimeError, ValueError):  # ~nosuchuser, a name too long, a NUL byte
-                write(path, False)  # the worker refuses it in one line, as headless does
-                return
-            if exists and resolved(path) not in self.written_paths:
-                self.push_screen(ConfirmScreen(f"{path} exists. Overwrite it?"),
-                                 lambda yes: write(path, True) if yes else None)
-            else:
-                write(path, False)
-
-        self.push_screen(PathScreen(prompt, default), chosen)
-
-    def action_save(self) -> None:
-        def save(path: Path, force: bool) -> None:
-            self.last_path = str(path)
-            self.written_paths.add(resolved(path))
-            self.send(Save(path, force))
-
-        self._ask_where("Save checkpoint to:", self.last_path, save)
-
-    def action_export(self) -> None:
-        def export(path: Path, force: bool) -> None:
-            self.written_paths.add(resolved(path))
-            self.send(Export(path, force))
-
-        self._ask_where("Export the session as a script to:", "charmlp-session.txt", export)
-
-    def action_load(self) -> None:
-        def chosen(path: Path | None) -> None:
-            if path is not None:
-                self.last_path = str(path)
-                self.send(Action("load", (str(path),)))
-
-        self.push_screen(PathScreen("Load checkpoint from:", self.last_path), chosen)
 
     async def action_quit(self) -> None:
         self.worker.shutdown()

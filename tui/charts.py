@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import plotext
 from rich.text import Text
+from textual.content import Content
 from textual.widgets import Static
 
+from core.reading import printable
 from tui.keys import OVERLAID_SWEEPS, SWEEP_REPEATS_KEY
 
 if TYPE_CHECKING:
@@ -28,6 +31,8 @@ RAW, TRAIN, DEV, SUGGESTED = 8, "cyan", "yellow", "red"  # ANSI colours: Textual
 RAW_MARKUP = "bright_black"  # ANSI 8, as markup for the legend
 EARLIER_COLORS = ("blue", "magenta", "yellow")[:OVERLAID_SWEEPS]  # one per earlier sweep overlaid
 GRID = "green"  # the LR grid's points
+OVERLAY_COLORS = ("magenta", "green", "blue", "red", "bright_white")  # one per run overlaid on the training chart
+OVERLAY_LABEL = 10  # characters of a run's name in the legend
 
 plotext.terminal.limit(False, False)  # the widget decides the size, not the terminal plotext finds (80x24 in tests)
 
@@ -63,33 +68,98 @@ class Chart(Static):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class OverlayLine:
+    """A line drawn over the training chart: another run's losses against step, in log10 as the rest."""
+
+    label: str  # the legend's name for it: lines with one label share a colour (a run's dev and train)
+    steps: tuple[int, ...]
+    losses: tuple[float, ...]
+    dotted: bool = False  # drawn fainter, in fine dots: a run's train curve beside its dev line
+
+
+def run_lines(curves: Sequence[tuple[str, Sequence[EvalPoint]]]) -> list[OverlayLine]:
+    """Each run's dev losses as a line and its train losses dotted, labelled by the run's name."""
+    lines = []
+    for name, evals in curves[: len(OVERLAY_COLORS)]:
+        for attribute, dotted in (("train", True), ("dev", False)):  # the dev line drawn over the train dots
+            points = [(e.step, v) for e in evals if (v := getattr(e, attribute)) is not None and math.isfinite(v)]
+            lines.append(OverlayLine(name, tuple(p[0] for p in points), tuple(p[1] for p in points), dotted))
+    return lines
+
+
+def _log10(values: Sequence[float]) -> list[float]:
+    return [math.log10(max(v, 1e-9)) for v in values]
+
+
 class TrainingChart(Chart):
-    """log10 minibatch loss against step, with the periodic full-split losses on top."""
+    """log10 minibatch loss against step, with the periodic full-split losses on top, and other runs'
+    curves overlaid on request (the runs screen)."""
+
+    LEGEND = f"minibatch · [{TRAIN}]● train[/] · [{DEV}]◆ dev[/]"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.history: HistoryView | None = None  # from the latest status (tui.messages)
         self.evals: tuple[EvalPoint, ...] = ()
+        self.overlay: list[OverlayLine] = []
         self.border_title = "training: log10 loss vs step"
-        self.border_subtitle = f"minibatch · [{TRAIN}]● train[/] · [{DEV}]◆ dev[/]"
+        self.border_subtitle = self.LEGEND
 
     def show(self, history: HistoryView, evals: tuple[EvalPoint, ...]) -> None:
         self.history, self.evals = history, evals
         self.redraw()
+
+    def set_overlay(self, lines: Sequence[OverlayLine]) -> None:
+        """Lines to draw over the chart from now on (none: the chart alone again)."""
+        self.overlay = list(lines)
+        self.border_subtitle = self._legend() if self.overlay else self.LEGEND
+        self.redraw()
+
+    @property
+    def overlay_labels(self) -> list[str]:
+        return list(dict.fromkeys(line.label for line in self.overlay))
+
+    def _colors(self) -> dict[str, str]:
+        return dict(zip(self.overlay_labels, OVERLAY_COLORS))
+
+    def _legend(self) -> Content:
+        """Short, for 80 columns: the runs' names in their colours (text, never markup), then what is what."""
+        parts: list[str | tuple[str, str]] = []
+        for label, color in self._colors().items():
+            name = printable(label)
+            parts += [(name if len(name) <= OVERLAY_LABEL else name[: OVERLAY_LABEL - 1] + "…", color), " "]
+        return Content.assemble(*parts, ("(─ dev ⠒ train)", "dim"))
 
     def _draw(self) -> Text:
         w, h = self.content_size.width, self.content_size.height
         if self.history is None or w < MIN_WIDTH or h < MIN_HEIGHT:
             return Text("(too small)" if self.history is not None else "")
         steps, losses = self.history.downsampled(max(8, 2 * w))
-        if not steps:
+        if not steps and not self.overlay:
             return Text("No steps yet: press space to run.", style="dim")
         figure = _new_figure(w, h)
-        log_losses = [math.log10(max(v, 1e-9)) for v in losses]
-        _line(figure, steps, log_losses)
-        if len(log_losses) > 20:  # the first steps from init (loss ~20) would flatten the rest
-            tail = log_losses[len(log_losses) // 20 :]
-            figure.ruler("y").lim(min(log_losses), max(tail) + 0.05 * (max(tail) - min(log_losses) or 1))
+        log_losses = _log10(losses)
+        if steps:
+            _line(figure, steps, log_losses)
+        colors = self._colors()
+        for line in self.overlay:
+            if line.steps:
+                pixel = (colors[line.label], None, "dim") if line.dotted else colors[line.label]
+                marker = plotext.marker("braille" if line.dotted else "hd", pixel=pixel)
+                signal = figure.signal(list(line.steps), _log10(line.losses), marker=marker)
+                signal.lines()
+                figure.draw(signal)
+        # the first steps from init (loss ~20) would flatten the rest: the top is the highest after
+        # the first 5% (of the points; of an overlaid run's steps: its evaluations are few)
+        curves = [log_losses] + [_log10(line.losses) for line in self.overlay if line.losses]
+        tails = [log_losses[len(log_losses) // 20 :]] if len(log_losses) > 20 else []
+        for line in self.overlay:
+            if line.steps:
+                tails.append(_log10([v for s, v in zip(line.steps, line.losses) if s >= line.steps[-1] / 20]))
+        if tails:
+            low, high = min(min(c) for c in curves if c), max(max(t) for t in tails)
+            figure.ruler("y").lim(low, high + 0.05 * (high - low or 1))
         evals = self.evals
         for attribute, symbol, color in (("train", "●", TRAIN), ("dev", "◆", DEV)):
             points = [(e.step, getattr(e, attribute)) for e in evals if getattr(e, attribute)]

@@ -28,6 +28,7 @@ class Key:
     footer: bool = True
     verb: str | None = None  # the action verb it sends (core.verbs): greyed out during a job unless mid_run
     bound: bool = True  # False: Textual binds it itself (the command palette)
+    priority: bool = False  # before the focused widget's own binding of the key (a table's enter)
 
     def __post_init__(self) -> None:
         """Keys whose verb applies mid-run say so: written once, in core.verbs."""
@@ -77,6 +78,10 @@ KEYS = (
     Key("Z", "snapshots", "snapshots", "list the snapshots with their dev loss; enter restores one", "Z", footer=False,
         verb="restore"),
     Key("r", "reset", "reset", "reset: new parameters from the seed, history cleared", "r", verb="reset"),
+    Key("n", "new_run", "new run", "new run: another shape, batch size or seeds (the current run stays in the store)",
+        "n", footer=False, verb="new"),
+    Key("R", "runs", "runs", "the stored runs: compare, overlay their curves, open, rename, delete, export", "R",
+        footer=False),
     Key("ctrl+s", "save", "save", "save a checkpoint", "ctrl+s", footer=False, verb="save"),
     Key("ctrl+o", "load", "load", "load a checkpoint", "ctrl+o", footer=False, verb="load"),
     Key("ctrl+e", "export", "export", "export this session as a script that --headless --script-file replays", "ctrl+e",
@@ -92,10 +97,26 @@ KEYS = (
 )
 BY_NAME = {k.name: k for k in KEYS}
 
+# inside the runs screen (R; tui.runs_screen): its bindings, its footer and its part of the help
+RUNS_KEYS = (
+    Key("space", "select", "select", "select or deselect the run under the cursor (several)", "space"),
+    Key("enter", "open", "open", "open the run under the cursor: it resumes at its step (not while a job runs)",
+        "enter", priority=True),
+    Key("s", "sort", "sort", "sort by the next column (or click a column's header); ▲▼ marks it, again reverses",
+        "s"),
+    Key("r", "rename", "rename", "rename the run under the cursor", "r"),
+    Key("x,delete", "delete", "delete", "delete the run under the cursor, after a yes (never the open run)",
+        "x / delete"),
+    Key("E", "export", "export", "export the selected runs (none: the one under the cursor) as JSON: summaries "
+        "and evaluations", "E"),
+    Key("c,escape", "close", "close", "close; the selected runs' dev curves (train dotted) are overlaid on the "
+        "training chart", "c / escape"),
+)
 
-def bindings() -> list[BindingType]:  # what App.BINDINGS is declared as
-    return [Binding(k.keys, k.action, k.label, key_display=k.shown.split(" / ")[0], show=k.footer)
-            for k in KEYS if k.bound]
+
+def bindings(keys: tuple[Key, ...] = KEYS) -> list[BindingType]:  # what App.BINDINGS is declared as
+    return [Binding(k.keys, k.action, k.label, key_display=k.shown.split(" / ")[0], show=k.footer,
+                    priority=k.priority) for k in keys if k.bound]
 
 
 def palette_rows() -> list[tuple[str, str, str]]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from core.config import ModelConfig
     from core.grid import GridResult
     from core.history import EvalPoint, HistoryView
+    from core.store import RunRow
     from core.sweep import SweepResult
     from core.trainer import Trainer
 
@@ -58,7 +59,49 @@ class Probe:
     answer: Future[Any]
 
 
-Command = Action | LrStep | Save | Export | Refresh | Probe
+# the run store (core.keeping.RunKeeper, on the worker thread): the runs screen's commands. Each
+# is answered with RunsListed (ShowCurves with CurvesShown); a refusal is its line, nothing changed.
+@dataclass(frozen=True)
+class ListRuns:
+    pass
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    """Open (resume) another stored run in this session: refused while a job runs."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class RenameRun:
+    name: str
+    new: str
+
+
+@dataclass(frozen=True)
+class DeleteRun:
+    name: str  # never the open run
+
+
+@dataclass(frozen=True)
+class ShowCurves:
+    """The named runs' evaluations, for the training chart to overlay (the open run's own is the chart's)."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExportRuns:
+    """Write the named runs' summaries and evaluations as JSON."""
+
+    names: tuple[str, ...]
+    path: Path
+    force: bool
+
+
+RunsCommand = ListRuns | OpenRun | RenameRun | DeleteRun | ShowCurves | ExportRuns
+Command = Action | LrStep | Save | Export | Refresh | Probe | RunsCommand
 
 
 # ---- payloads ------------------------------------------------------------------------------------
@@ -75,6 +118,8 @@ class Facts:
     bigram_dev: float | None  # the count-based bigram model's dev loss: the baseline to beat
     run: str | None = None  # the run's name in the store (None: runs are not kept)
     keeping: str = ""  # where the run is kept, or why it is not (core.keeping.RunKeeper.line)
+    batch_size: int = 32  # what `new` keeps unless told otherwise (the new-run dialog's defaults)
+    batch_seed: int = 0  # the minibatch order's seed (the init seed is model.seed)
 
 
 @dataclass(frozen=True)
@@ -144,3 +189,20 @@ class SweepFinished(Message):
 @dataclass
 class GridFinished(Message):
     result: GridResult
+
+
+@dataclass
+class RunsListed(Message):
+    """The store's runs (oldest first) and the open one's name; `line`: what the command that asked
+    did, or why it was refused (`error`); `opened`: the run a successful OpenRun opened."""
+
+    runs: tuple[RunRow, ...]
+    open_run: str | None
+    line: str = ""
+    error: bool = False
+    opened: str | None = None
+
+
+@dataclass
+class CurvesShown(Message):
+    curves: tuple[tuple[str, tuple[EvalPoint, ...]], ...]  # (run name, its evaluations)

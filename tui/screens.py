@@ -4,10 +4,11 @@ two guards on text from outside (files, the worker, a paste) before it reaches t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import ModalScreen
@@ -16,9 +17,11 @@ from textual.widgets import Button, Input, Label, OptionList, Static
 
 from core.actions import Action
 from core.config import TrainConfig
+from core.errors import CharMLPError
+from core.files import resolved
 from core.ranges import MAX_SNAPSHOTS
 from core.verbs import VERBS
-from tui.keys import KEYS
+from tui.keys import KEYS, RUNS_KEYS
 from tui.messages import SnapshotRow
 
 ResultType = TypeVar("ResultType")
@@ -49,6 +52,7 @@ def clean_paste(text: str) -> str:
 def help_text() -> Content:
     """The help as styled text (a Markdown widget is slow to open over SSH), from tui.keys and core.verbs."""
     keys = [(f"  {key.shown:<16} ", "bold $accent") for key in KEYS]
+    runs_keys = [(f"  {key.shown:<16} ", "bold $accent") for key in RUNS_KEYS]
     verbs = [(f"  {verb.usage:<24} ", "bold $accent") for verb in VERBS]
     sweep, decay = VERBS["sweep"].values(Action("sweep")), VERBS["decay"].values(Action("decay"))
     return Content.assemble(
@@ -59,6 +63,8 @@ def help_text() -> Content:
         "Greyed-out keys make no sense right now (e.g. run while running).\n\n",
         ("Keys\n", "bold"),
         *[part for styled, key in zip(keys, KEYS) for part in (styled, f"{key.help}\n")],
+        ("\nIn the runs screen (R)\n", "bold"),
+        *[part for styled, key in zip(runs_keys, RUNS_KEYS) for part in (styled, f"{key.help}\n")],
         ("\nFinding a learning rate\n", "bold"),
         f"  1. s sweeps the LR from 10^{sweep['start']:g} to 10^{sweep['end']:g}, one step each, and marks a "
         "suggestion.\n"
@@ -83,6 +89,27 @@ class Dialog(ModalScreen[ResultType]):
     def answer(self, result: ResultType | None) -> None:
         if self.is_active:  # the pop is synchronous, so a second answer finds another screen on top
             self.dismiss(result)
+
+
+def ask_where(app: App[Any], prompt: str, default: str, written: set[Path],
+              write: Callable[[Path, bool], None]) -> None:
+    """Ask for a path to write; a file that exists and is not in `written` (what this app wrote)
+    needs a yes first."""
+    def chosen(path: Path | None) -> None:
+        if path is None:
+            return
+        try:
+            path = path.expanduser()
+            exists = path.exists()
+        except (OSError, RuntimeError, ValueError):  # ~nosuchuser, a name too long, a NUL byte
+            write(path, False)  # the worker refuses it in one line, as headless does
+            return
+        if exists and resolved(path) not in written:
+            app.push_screen(ConfirmScreen(f"{path} exists. Overwrite it?"), lambda yes: write(path, True) if yes else None)
+        else:
+            write(path, False)
+
+    app.push_screen(PathScreen(prompt, default), chosen)
 
 
 class HelpScreen(Dialog[None]):
@@ -123,6 +150,51 @@ class PathScreen(Dialog[Path | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
         self.answer(Path(value) if value else None)  # `~` is expanded where it is used, with its errors
+
+    def action_cancel(self) -> None:
+        self.answer(None)
+
+
+class NameScreen(Dialog[str | None]):
+    """Ask for a name, checked as it is typed (`check` raises CharMLPError with the line to show);
+    dismisses with the new name, or None on escape or when it did not change."""
+
+    DEFAULT_CSS = """
+    NameScreen #name-error {
+        color: $text-error;
+        width: 1fr;
+    }
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, prompt: str, value: str, check: Callable[[str], object]) -> None:
+        super().__init__()
+        self.prompt, self.value, self.check = prompt, value, check
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Content(printable(self.prompt)))
+            yield Input(value=self.value, id="name")
+            yield Label("", id="name-error")
+            yield Label("enter: confirm · escape: cancel", classes="hint")
+
+    def _error(self, text: str) -> str:
+        try:
+            self.check(text)
+        except CharMLPError as e:
+            return printable(str(e))
+        return ""
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one("#name-error", Label).update(Content(self._error(event.value)))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if error := self._error(event.value):
+            self.query_one("#name-error", Label).update(Content(error))
+            self.app.bell()
+            return
+        self.answer(event.value if event.value != self.value else None)
 
     def action_cancel(self) -> None:
         self.answer(None)

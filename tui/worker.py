@@ -22,8 +22,9 @@ from core.jobs import Progress
 from core.reading import shown_path
 from core.recording import write_script
 from core.verbs import VERBS
-from tui.messages import (Command, Export, Facts, GridFinished, Logged, LrStep, Probe, Refresh, Save, SnapshotRow,
-                          StateChanged, SweepFinished, TrainerFailed, TrainerReady, TrainingStatus)
+from tui.messages import (Command, Export, Facts, GridFinished, Logged, LrStep, Probe, Refresh, RunsCommand, Save,
+                          SnapshotRow, StateChanged, SweepFinished, TrainerFailed, TrainerReady, TrainingStatus)
+from tui.run_commands import apply_runs_command
 from tui.settings import Settings
 
 if TYPE_CHECKING:
@@ -118,8 +119,8 @@ class _Session:
         self._last_job: tuple[str, int, int] | None = None  # see TrainingStatus.last_job
         self._compiling = False  # a background compile of the training steps is under way
         self._last_post = self._last_eval = self._eval_cost = 0.0
-        trainer.counts("train"), trainer.counts("dev")  # precompute evaluation once, here
-        self._bigram = trainer.bigram_dev_loss()
+        self._dataset: object = None  # the dataset the evaluation counts and the bigram loss are of
+        self._bigram: float | None = None
         self.facts = self._facts()
 
     def serve(self) -> None:
@@ -135,23 +136,33 @@ class _Session:
                 self.worker.working = True
                 self.worker.stop_job.clear()
                 self._apply(command)
-                self.facts = self._facts()  # a load changes the model
+                self.facts = self._facts()  # load, new, or another run opened change the model
                 self.worker.working = False
             elif isinstance(command, Probe):
                 _answer(command, self.trainer)
             self._post_status(force=True)
 
     def _facts(self) -> Facts:
+        """What the status panel shows on top; the evaluation counts and the bigram baseline are
+        computed once per dataset, here (`new` with another block size, or another run opened, brings a new one)."""
         t = self.trainer
+        if t.dataset is not self._dataset:
+            t.counts("train"), t.counts("dev")
+            self._dataset, self._bigram = t.dataset, t.bigram_dev_loss()
         ds, sizes = t.dataset, t.dataset.sizes()
         vocab = "".join(ds.vocab.itos(i) for i in range(ds.vocab.size))
         return Facts(ds.source, ds.n_words, vocab, (sizes["train"], sizes["dev"], sizes["test"]), t.model_config,
-                     t.n_params, self._bigram, self.keeper.run.name if self.keeper.run else None, self.keeper.line())
+                     t.n_params, self._bigram, self.keeper.run.name if self.keeper.run else None, self.keeper.line(),
+                     t.train_config.batch_size, t.batch_seed)
 
     def _apply(self, command: Command, during_job: bool = False) -> None:
         trainer, force = self.trainer, False
         if isinstance(command, Export):
             self._export(command)
+            return
+        if isinstance(command, RunsCommand):
+            apply_runs_command(command, self.keeper, trainer, self.app.post_message, self._job if during_job else None,
+                               self._written)
             return
         if isinstance(command, LrStep):
             command = Action("lr", (round(trainer.lr_exponent + command.delta, 6),))
