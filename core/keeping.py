@@ -71,6 +71,8 @@ class RunKeeper:
         self.record = SessionRecord()  # the current run's actions in this session (its script goes on from `_base`)
         self.argv: list[str] = []  # the flags that rebuild the current run's model from scratch
         self.run: RunRow | None = None
+        self._pending: dict[str, object] | None = None  # the run to make at its first step (what it is)
+        self._pending_name: str | None = None
         self._base = ""  # the script of the run's earlier sessions
         self._base_wall = self._base_train = 0.0
         self._started = time.monotonic()
@@ -88,8 +90,16 @@ class RunKeeper:
     def line(self) -> str:
         """For the status panel: where the run is kept, or why not."""
         if self.store is None:
-            return f"runs not saved: {self.off_reason}"
-        return f"run {self.run.name if self.run else '…'} · {self.store.shown}"
+            return f"not saved: {self.off_reason}"
+        return f"{self.run.name if self.run else 'a new run, kept from its first step'} in {self.store.shown}"
+
+    def label(self) -> str:
+        """The run in a few words, for the status panel's run row."""
+        if self.store is None:
+            return "not saved"
+        if self.run is not None:
+            return self.run.name
+        return f"{self._pending_name or 'new'}: kept from step 1"
 
     # ---- runs ------------------------------------------------------------------------------
     def start(self, trainer: Trainer, name: str | None = None, load: Path | None = None) -> str | None:
@@ -100,7 +110,7 @@ class RunKeeper:
         self._reset_clock()
         if self.store is None:
             return None
-        values: dict[str, object] = {
+        self._pending = {
             "data_source": ds.source, "data_path": str(self.data.path.resolve()) if self.data.path else None,
             "data_digest": ds.words_digest, "split": ",".join(f"{f:g}" for f in self.data.split),
             "block_size": m.block_size, "emb_dim": m.emb_dim, "hidden": m.hidden, "init_seed": m.seed,
@@ -108,6 +118,15 @@ class RunKeeper:
             "params": trainer.n_params, "lr_exponent": trainer.lr_exponent,
             "argv": json.dumps(self.argv),
         }
+        self._pending_name = name
+        return self._create_if_trained(trainer)
+
+    def _create_if_trained(self, trainer: Trainer) -> str | None:
+        """The run is made in the store at its first step (a loaded model: at once), so opening
+        the app, looking and quitting keeps no empty run."""
+        if self.store is None or self.run is not None or self._pending is None or trainer.step == 0:
+            return None
+        values, name, self._pending = self._pending, self._pending_name, None
         return self._try(lambda store: self._created(store.create(values, name), trainer))
 
     def _created(self, run: RunRow, trainer: Trainer) -> None:
@@ -131,11 +150,12 @@ class RunKeeper:
         if self.run is not None and run.id == self.run.id:
             raise StoreError(f"run {name!r} is the one open now")
         data, model, train = resume_configs(run)
-        if data.split != self.data.split or data.path != self.data.path:
+        here = self.data.path.resolve() if self.data.path else None
+        if data.split != self.data.split or data.path != here:
             raise StoreError(f"run {name!r} was trained on {run.data_source} with split {run.split}; to continue it, "
                              f"start charmlp-tui --resume {name}")
         state, snapshots = self._stored_state(trainer, run)
-        if (line := self._try(lambda s: self._flush(trainer))) is not None:
+        if (line := self._save(trainer)) is not None:
             raise StoreError(line)
         store.claim(run)
         try:
@@ -219,9 +239,11 @@ class RunKeeper:
     # ---- during training -------------------------------------------------------------------
     def on_chunk(self, trainer: Trainer, job_elapsed_s: float) -> str | None:
         self._job_s = job_elapsed_s
+        if self.run is None:
+            return self._create_if_trained(trainer)
         if time.monotonic() - self._flushed_at < FLUSH_INTERVAL_S:
             return None
-        return self._try(lambda store: self._flush(trainer))
+        return self._save(trainer)
 
     def after(self, trainer: Trainer, action: Action, outcome: Outcome, mid_run: bool = False) -> str | None:
         """An action was applied: save (at once, unless mid-run), or start a new run after reset, load, new."""
@@ -233,7 +255,7 @@ class RunKeeper:
             self._release()
             return self.start(trainer, load=load)
         if self.store is None or self.run is None:
-            return None
+            return self._create_if_trained(trainer)
         run_id, store = self.run.id, self.store
         if action.verb == "test":
             return self._try(lambda s: store.mark_test(run_id, trainer.step, trainer.test_loss()))
@@ -243,15 +265,20 @@ class RunKeeper:
             self._try(lambda s: store.save_snapshot(run_id, _stored_snapshot(kept), keep))
         if mid_run and time.monotonic() - self._flushed_at < FLUSH_INTERVAL_S:
             return None
-        return self._try(lambda s: self._flush(trainer))
+        return self._save(trainer)
 
     def close(self, trainer: Trainer) -> str | None:
         """The session ends: a last save, and the run released for another process to resume."""
-        line = self._try(lambda store: self._flush(trainer))
+        line = self._save(trainer)
         self._release()
         if self.store is not None:
             self.store.close()
         return line
+
+    def _save(self, trainer: Trainer) -> str | None:
+        if self.run is None:
+            return self._create_if_trained(trainer)
+        return self._try(lambda store: self._flush(trainer))
 
     def _release(self) -> None:
         if self.store is not None and self.run is not None:

@@ -1,6 +1,7 @@
 """Regenerate README.md's tables from the declarations they describe, so they cannot drift:
 
-- keys: the app's keys, from tui.keys.KEYS;
+- keys: the app's keys, from tui.keys.KEYS; runs-keys: the runs screen's, from tui.keys.RUNS_KEYS;
+- runs-commands: the `charmlp-tui runs` commands, from tui.runs_cli.build_parser();
 - actions: the headless script actions, from core.verbs.VERBS;
 - flags: every command-line flag, from tui.settings.build_parser();
 - faults: the fault suites, tests/test_faults*.py: what each covers (its docstring's first line)
@@ -31,7 +32,8 @@ README = REPO / "README.md"
 sys.path.insert(0, str(REPO))  # the declarations, also from a checkout that was never installed
 
 from core.verbs import VERBS  # noqa: E402
-from tui.keys import KEYS  # noqa: E402
+from tui.keys import KEYS, RUNS_KEYS, Key  # noqa: E402
+from tui.runs_cli import build_parser as build_runs_parser  # noqa: E402
 from tui.settings import build_parser  # noqa: E402
 
 
@@ -49,9 +51,20 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join("| " + " | ".join(cell(c) for c in line) + " |" for line in lines) + "\n"
 
 
-def keys_table() -> str:
+def keys_table(keys: tuple[Key, ...] = KEYS) -> str:
     return table(("key", "what it does"),
-                 ((" / ".join(code(k) for k in key.shown.split(" / ")), key.help) for key in KEYS))
+                 ((" / ".join(code(k) for k in key.shown.split(" / ")), key.help) for key in keys))
+
+
+def runs_commands_table() -> str:
+    parser = build_runs_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # no public list either
+    rows = []
+    for choice in commands._choices_actions:
+        sub = commands.choices[choice.dest]
+        usage = " ".join(sub.format_usage().split()[1:]).replace(" [-h]", "")  # 'charmlp-tui runs list [--json]'
+        rows.append((code(usage), choice.help or ""))
+    return table(("command", "what it does"), rows)
 
 
 def actions_table() -> str:
@@ -86,6 +99,8 @@ def faults_table() -> str:
 # name: (where it comes from, what builds it)
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "keys": ("tui/keys.py", keys_table),
+    "runs-keys": ("tui/keys.py", lambda: keys_table(RUNS_KEYS)),
+    "runs-commands": ("tui/runs_cli.py", runs_commands_table),
     "actions": ("core/verbs.py", actions_table),
     "flags": ("tui/settings.py", flags_table),
     "faults": ("tests/test_faults*.py", faults_table),
@@ -93,7 +108,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
 
 
 def _pattern(name: str) -> re.Pattern[str]:
-    return re.compile(rf"<!-- generated: {name}\b[^\n]*-->\n.*?<!-- end generated: {name} -->", re.DOTALL)
+    return re.compile(rf"<!-- generated: {name} [^\n]*-->\n.*?<!-- end generated: {name} -->", re.DOTALL)
 
 
 def blocks() -> dict[str, str]:

@@ -110,17 +110,20 @@ async def test_new_run_dialog_prefilled_refuses_a_bad_value_and_starts_the_run(r
         assert (m.block_size, m.emb_dim, m.hidden, m.seed) == (4, 10, 200, 1) and trainer.dataset.block_size == 4
         assert trainer.step == 0 == app.status.step and trainer.n_params == n_params == app.status.facts.n_params
         assert trainer.batch_seed == batch_seed  # what was not changed stays
-        assert app.status.facts.run not in (None, "first")
+        assert app.status.facts.run == "new: kept from step 1"  # an untrained run is not kept
         assert "new: block 4, emb 10, hidden 200" in log_text(app)
-        assert set(stored_names(db)) == {"first", app.status.facts.run}
+        assert stored_names(db) == ["first"]
         await run_100(pilot)  # the rebuilt dataset trains and evaluates
         assert app.status.step == 100 and app.status.last_eval is not None
+        assert app.status.facts.run not in ("first", "new: kept from step 1")
+        assert set(stored_names(db)) == {"first", app.status.facts.run}
 
 
 async def test_new_run_dialog_escape_changes_nothing(runs_app, db):
     app = runs_app
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
+        await run_100(pilot)
         await pilot.press("n")
         await pilot.pause()
         field(app, "hidden").value = "7"
@@ -145,13 +148,14 @@ async def test_new_run_key_is_greyed_out_while_a_job_runs(runs_app):
 
 # ---- the runs screen -----------------------------------------------------------------------------
 async def three_runs(pilot) -> None:
-    """first (hidden 100) and second (hidden 50) trained 200 steps each, third (hidden 20) open at step 0."""
+    """first (hidden 100) and second (hidden 50) trained 200 steps each, third (hidden 20) open at step 100."""
     await run_100(pilot)
     await run_100(pilot)
     await new_run(pilot, hidden="50")
     await run_100(pilot)
     await run_100(pilot)
     await new_run(pilot, hidden="20")
+    await run_100(pilot)
 
 
 async def open_runs_screen(pilot) -> RunsScreen:
@@ -182,7 +186,6 @@ async def test_runs_screen_lists_sorts_selects_and_overlays(runs_app):
         row = [str(c) for c in table.get_row("first")]
         assert row[:4] == ["   first", "3/2/100", "3,481", "200"] and row[4] != "—" and row[5] != "—"
         assert str(table.get_row(third)[0]).startswith("▶")  # the open run
-        assert str(table.get_row(third)[5]) == "—"  # no evaluation yet
         await pilot.press("s", "s", "s")  # by params
         assert screen.sort == 2 and [r.name for r in screen.order] == [third, second, "first"]
         assert "by params ▲" in label_text(app, "#runs-title")
@@ -200,7 +203,7 @@ async def test_runs_screen_lists_sorts_selects_and_overlays(runs_app):
         await until(pilot, lambda: chart.overlay)
         assert chart.overlay_labels == ["first", second]
         assert "first" in str(chart.border_subtitle) and second in str(chart.border_subtitle)
-        assert "┤" in str(chart.render())  # drawn: the open run has no steps, the overlay has
+        assert "┤" in str(chart.render())  # drawn
         # opened again, the overlaid runs are selected; closing with none selected clears the chart
         screen = await open_runs_screen(pilot)
         assert screen.selected == ["first", second]
@@ -218,6 +221,7 @@ async def test_runs_screen_renames_deletes_and_refuses_to_delete_the_open_run(ru
         await settle(pilot)
         await run_100(pilot)
         await new_run(pilot, emb="3")
+        await run_100(pilot)  # kept from its first step
         current = app.status.facts.run
         screen = await open_runs_screen(pilot)
         await cursor_to(pilot, screen, "first")
@@ -264,8 +268,8 @@ async def test_runs_screen_opens_a_run_at_its_step_and_exports(runs_app, db, tmp
         first = await trainer_of(app)
         params_at_200 = first.params.W1.clone()
         await new_run(pilot, hidden="30", batch="16")
-        second = app.status.facts.run
         await run_100(pilot)
+        second = app.status.facts.run
         screen = await open_runs_screen(pilot)
         for name in ("first", second):
             await cursor_to(pilot, screen, name)

@@ -90,7 +90,7 @@ async def runs_listed(pilot) -> None:
 
 
 def test_runs_screen(snap_compare, tmp_path):
-    """The runs screen at 80x24: three stored runs and the open one (marked ▶, at step 0)."""
+    """The runs screen at 80x24: three stored runs (the open one, untrained, is not kept before its first step)."""
     fixed_runs(tmp_path / "runs.db")
     app = CharMLPApp(kept_as("current", tmp_path))
     assert snap_compare(app, terminal_size=(80, 24), run_before=runs_listed)

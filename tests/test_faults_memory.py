@@ -182,7 +182,7 @@ def test_product_of_sizes(outcomes, case, expected):
         assert "final: step" in out
         return
     assert code == 2, (out, err)
-    errors = [line for line in err.splitlines() if line.strip() and not line.startswith(("data: ", "model: "))]
+    errors = [line for line in err.splitlines() if line.strip() and not line.startswith(("data: ", "model: ", "runs: "))]
     assert len(errors) == 1, err  # the dataset and model lines of headless mode precede a refused action
     line = errors[0]
     assert line.startswith("charmlp-tui: error: ") and "not enough memory for" in line, line

@@ -295,7 +295,10 @@ class CharMLPApp(DialogActions):
         self.send(Action("undo"))
 
     def action_snapshot(self) -> None:
+        taken = {row.name for row in self.status.snapshots} if self.status else set()
         self.snapshots_taken += 1
+        while f"s{self.snapshots_taken}" in taken:  # a resumed run's own s1, s2, … are kept
+            self.snapshots_taken += 1
         self.send(Action("snapshot", (f"s{self.snapshots_taken}",)))
 
     def action_toggle_embedding(self) -> None:

@@ -65,7 +65,7 @@ def _run_headless(settings: Settings, actions: list[Action], err: Console, stop:
     for line in lines:
         _say(err, f"charmlp-tui: {line}")
     _describe(trainer, err)
-    _say(err, keeper.line())
+    _say(err, f"runs: {keeper.line()}")
     keeper.record.engine_switched("eager", trainer.step)
     if settings.compile:
         _start_compiling(trainer, keeper, actions, err)

@@ -116,8 +116,7 @@ class Facts:
     model: ModelConfig
     n_params: int
     bigram_dev: float | None  # the count-based bigram model's dev loss: the baseline to beat
-    run: str | None = None  # the run's name in the store (None: runs are not kept)
-    keeping: str = ""  # where the run is kept, or why it is not (core.keeping.RunKeeper.line)
+    run: str = ""  # the run in a few words: its name in the store, "not saved", … (RunKeeper.label)
     batch_size: int = 32  # what `new` keeps unless told otherwise (the new-run dialog's defaults)
     batch_seed: int = 0  # the minibatch order's seed (the init seed is model.seed)
 

@@ -68,7 +68,7 @@ class StatusPanel(Vertical):
             ("model", f"block {m.block_size} emb {m.emb_dim} hid {m.hidden}"),
             ("params", f"{f.n_params:,}"),
             ("bigram dev", _loss(f.bigram_dev)),
-            ("run", f.run or "not saved"),
+            ("run", f.run),
         ]
 
     def _state_rows(self) -> list[tuple[str, str]]:

@@ -152,7 +152,7 @@ class _Session:
         ds, sizes = t.dataset, t.dataset.sizes()
         vocab = "".join(ds.vocab.itos(i) for i in range(ds.vocab.size))
         return Facts(ds.source, ds.n_words, vocab, (sizes["train"], sizes["dev"], sizes["test"]), t.model_config,
-                     t.n_params, self._bigram, self.keeper.run.name if self.keeper.run else None, self.keeper.line(),
+                     t.n_params, self._bigram, self.keeper.label(),
                      t.train_config.batch_size, t.batch_seed)
 
     def _apply(self, command: Command, during_job: bool = False) -> None:
