@@ -24,6 +24,8 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from store_helpers import stored
+
 import core.keeping
 import core.store
 from conftest import deadline
@@ -73,18 +75,6 @@ def run_main(*args: str) -> tuple[int, str, str]:
 def sql(db: Path, statement: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as c:
         return list(c.execute(statement, args))
-
-
-def stored(db: Path, name: str):
-    """(the runs row, its state as resume reads it) straight from the file."""
-    store = RunStore(db)
-    try:
-        run = store.get(name)
-        state = store.state(run.id)
-        assert state is not None
-        return run, read_state(run, state, store.history(run.id), name)
-    finally:
-        store.close()
 
 
 BASE_SCRIPT = "run 300; eval; snapshot s; lr -1.5; run 300; eval"

@@ -26,10 +26,9 @@ import pytest
 import torch
 
 from conftest import REPO
+from store_helpers import stored
 from core.keeping import FLUSH_INTERVAL_S
-from core.run_blobs import read_state
 from core.state import TrainingState
-from core.store import RunRow, RunStore
 
 CLI = [sys.executable, "-m", "tui", "--headless", "--no-compile"]
 
@@ -62,17 +61,6 @@ def one_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err and lines[0].isprintable(), err
     return lines[0]
-
-
-def stored(db: Path, name: str) -> tuple[RunRow, TrainingState]:
-    store = RunStore(db)
-    try:
-        run = store.get(name)
-        state = store.state(run.id)
-        assert state is not None
-        return run, read_state(run, state, store.history(run.id), name)
-    finally:
-        store.close()
 
 
 def same_state(a: TrainingState, b: TrainingState) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import signal
 import time
 from types import FrameType
@@ -18,6 +17,7 @@ from core.keeping import RunKeeper, open_session
 from core.session import autosave
 from core.trainer import Trainer
 from core.verbs import VERBS
+from tui.output import finite_or_null
 from tui.settings import EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_USAGE, Settings
 
 COMPILE_FROM_STEPS = 50_000  # below this the ~1 s first build of the native steps does not pay for itself
@@ -154,7 +154,7 @@ def _run_actions(trainer: Trainer, keeper: RunKeeper, actions: list[Action], set
             "steps_per_s": round(steps / train_seconds, 1) if train_seconds else None,
             "interrupted": stop(), "compiled": trainer.compiled, "run": keeper.run.name if keeper.run else None,
         })
-        print(json.dumps(_finite_or_null(summary), allow_nan=False), flush=True)
+        print(json.dumps(finite_or_null(summary), allow_nan=False), flush=True)
     return 128 + stop.signal if stop.signal is not None else 0  # 130 for SIGINT, 143 SIGTERM, 129 SIGHUP, as a shell reports
 
 
@@ -183,17 +183,6 @@ def _describe(trainer: Trainer, err: Console) -> None:
               f"train {sizes['train']:,} / dev {sizes['dev']:,} / test {sizes['test']:,}", markup=False, highlight=False, soft_wrap=True)
     err.print(f"model: block {m.block_size}, emb {m.emb_dim}, hidden {m.hidden}, {trainer.n_params:,} parameters; "
               f"step {trainer.step}, lr exponent {trainer.lr_exponent:g}", markup=False, highlight=False, soft_wrap=True)
-
-
-def _finite_or_null(value: object) -> object:
-    """JSON has no NaN or Infinity: a loss that is not a finite number is written as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(v) for v in value]
-    return value
 
 
 def _fmt(value: float | None) -> str:

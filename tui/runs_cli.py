@@ -31,6 +31,7 @@ from core.errors import CharMLPError, StoreError
 from core.files import check_target, expand, protect, replace_atomically
 from core.reading import printable, shown_path
 from core.store import RunRow, RunStore, default_path
+from tui.output import finite_or_null
 from tui.settings import EXIT_OUTPUT, EXIT_USAGE, OneLineParser
 
 if TYPE_CHECKING:
@@ -200,17 +201,6 @@ def _evals(store: RunStore, run: RunRow) -> tuple[EvalPoint, ...]:
 
 
 # ---- formatting ---------------------------------------------------------------------------------
-def _finite(value: object) -> object:
-    """JSON has no NaN or Infinity: a number that is not finite becomes null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _as_json(run: RunRow) -> dict[str, object]:
     try:
         out = run.as_json()
@@ -222,7 +212,7 @@ def _as_json(run: RunRow) -> dict[str, object]:
 
 def _dumps(value: object) -> str:
     """One JSON text, ASCII only (any control or odd character in a name is a \\u escape)."""
-    return json.dumps(_finite(value), allow_nan=False, ensure_ascii=True)
+    return json.dumps(finite_or_null(value), allow_nan=False, ensure_ascii=True)
 
 
 def _loss(x: object) -> str:
