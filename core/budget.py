@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core import memory
+from core.jobs import chunk_for
 from core.config import ModelConfig, TrainConfig
 from core.errors import ConfigError
 
@@ -139,7 +140,8 @@ def trainer_needs(model: ModelConfig, vocab_size: int, train: TrainConfig) -> li
     """A Trainer through a run (core.trainer, core.step.SGDStep): the parameters RUN_COPIES times,
     the step's buffers, and one chunk of minibatches."""
     T, E, H, V = model.block_size, model.emb_dim, model.hidden, vocab_size
-    B, k = train.batch_size, train.chunk_steps
+    B = train.batch_size
+    k = chunk_for(train.chunk_steps, model.n_params(V), B)  # what Trainer.run takes a chunk at a time
     copies, why = RUN_COPIES, RUN_COPIES_WHY
     return [
         # W1 ((T+1)E, H) with b1 and the constant token's rows (SGDStep.W1b)
@@ -158,11 +160,11 @@ def trainer_needs(model: ModelConfig, vocab_size: int, train: TrainConfig) -> li
         _need(f"batch {B} x (hidden {H} + 1)", B * (H + 1), "hidden activations", 6 * F32, 1, "",
               "choose a smaller --batch-size or --hidden"),
         # logits, dlogits (V, B); and per chunk the log-probabilities (k, V, B) (SGDStep.run)
-        _need(f"({k} steps per chunk + 2) x batch {B} x vocabulary {V:,}", (k + 2) * B * V, "logits", F32, 1, "",
+        _need(f"({k} step{'s' * (k != 1)} per chunk + 2) x batch {B} x vocabulary {V:,}", (k + 2) * B * V, "logits", F32, 1, "",
               "choose a smaller --batch-size, or a words file with fewer distinct characters"),
         # per chunk: ix (k, B), X (k, B, T) and Y (k, B) drawn, three chunks alive (two kept for a
         # rollback and the next), the token ids (k, B, T+1): int64
-        _need(f"{k} steps per chunk x batch {B} x (block {T} + 1)", k * B * (T + 1), "minibatch ids", 5 * I64, 1, "",
+        _need(f"{k} step{'s' * (k != 1)} per chunk x batch {B} x (block {T} + 1)", k * B * (T + 1), "minibatch ids", 5 * I64, 1, "",
               "choose a smaller --batch-size or --block-size"),
     ]
 
@@ -241,6 +243,6 @@ def sweep_needs(n_params: int, block_size: int, vocab_size: int, batch_size: int
         _need(f"{count(n_params)} parameters", n_params, "weights", F32, hint="choose a smaller model"),
         _need(f"{k} steps per chunk x batch {B} x vocabulary {V:,}", k * B * V, "logits", F32,
               hint="choose a smaller --batch-size, or a words file with fewer distinct characters"),
-        _need(f"{k} steps per chunk x batch {B} x (block {T} + 1)", k * B * (T + 1), "minibatch ids", 3 * I64,
+        _need(f"{k} step{'s' * (k != 1)} per chunk x batch {B} x (block {T} + 1)", k * B * (T + 1), "minibatch ids", 3 * I64,
               hint="choose a smaller --batch-size or --block-size"),
     ]

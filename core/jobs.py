@@ -49,3 +49,17 @@ def never_stop() -> bool:
 
 def ignore_progress(_: Progress) -> None:
     pass
+
+
+# A slow CPU's training rate, conservatively (one core, no wide vectors): what bounds a chunk's work.
+SLOW_FLOPS_PER_S = 1e9
+CHUNK_WORK_S = 2.0  # a chunk of a huge model ends within about this much work on such a CPU
+
+
+def chunk_for(chunk_steps: int, n_params: int, batch_size: int) -> int:
+    """Steps per chunk: chunk_steps, fewer for a model so large that those steps would take longer
+    than CHUNK_WORK_S (about 6 FLOPs a parameter per example, forward and backward). Chunk
+    boundaries are where a stop, a signal or a mid-run key is taken up: a 10^9-parameter model at
+    200 steps a chunk would not stop for minutes. Counted, not timed, so a replay splits alike."""
+    fit = int(CHUNK_WORK_S * SLOW_FLOPS_PER_S / (6 * n_params * batch_size))
+    return max(1, min(chunk_steps, fit))

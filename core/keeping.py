@@ -14,6 +14,7 @@ with one line; training goes on, and `line` says so for the status panel.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -341,13 +342,14 @@ def open_session(data: DataConfig, model: ModelConfig, train: TrainConfig, load:
     from core.session import open_trainer
 
     store, off = open_store(store_path) if keep else (None, "--no-runs")
-    lines = [] if off is None or not keep else [f"runs are not saved: {off}"]
     if resume is not None:
         if store is None:
             raise StoreError(f"cannot resume {resume!r}: {off}")
         try:
             run = store.get(resume)
+            moved = data.path  # --data: where the run's words are now (resume checks they are the same words)
             data, model, train = resume_configs(run)
+            data = dataclasses.replace(data, path=moved) if moved is not None else data
             trainer = open_trainer(data, model, train)
             keeper = RunKeeper(store, None, data, argv_for)
             keeper.resume(trainer, run)
@@ -366,4 +368,4 @@ def open_session(data: DataConfig, model: ModelConfig, train: TrainConfig, load:
     trainer = open_trainer(data, model, train, load)
     keeper = RunKeeper(store, off, data, argv_for)
     line = keeper.start(trainer, run_name, load)
-    return trainer, keeper, lines + ([line] if line else [])
+    return trainer, keeper, [line] if line else []

@@ -77,8 +77,10 @@ class Name:
     def check(self, value: object, what: str | None = None) -> str:
         if (not isinstance(value, str) or not 1 <= len(value) <= self.max_length
                 or any(c.isspace() or c in ";#" or not c.isprintable() for c in value)):
+            shown = f"{value[:60]!r}… ({len(value):,} characters)" if isinstance(value, str) and len(value) > 60 \
+                else repr(value)
             raise ConfigError(f"{what or self.what} is 1 to {self.max_length} printable characters without spaces, "
-                              f"';' or '#', got {value!r}")
+                              f"';' or '#', got {shown}")
         return value
 
     def parse(self, text: str, what: str | None = None) -> str:

@@ -26,6 +26,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from core.files import protect
 from core.errors import StoreError
 from core.reading import printable, shown_path
 from core.store_schema import (MIGRATIONS, SCHEMA_VERSION, History, RunRow, StoredSnapshot, StoredState, connect, error,
@@ -49,12 +50,19 @@ def writer_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def protect_store(path: Path) -> None:
+    """Never write a checkpoint, script or export over the store or its WAL files (core.files.protect)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        protect(Path(f"{path}{suffix}"), "run store")
+
+
 class RunStore:
     """One open database. Used by one thread (the trainer's)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.shown = shown_path(path)
+        protect_store(path)
         self._db = connect(path, self.shown, LOCK_TIMEOUT_S)
 
     def close(self) -> None:

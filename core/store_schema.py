@@ -208,11 +208,15 @@ def connect(path: Path, shown: str, timeout: float) -> sqlite3.Connection:
     db.text_factory = lambda b: b.decode("utf-8", "replace")  # text that is not UTF-8: a damaged row, not a crash
     try:
         db.execute("PRAGMA foreign_keys = ON")
-        (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{shown}: written by a newer charmlp-tui (schema {version}, this one reads up to "
-                             f"{SCHEMA_VERSION}); upgrade, or give another --runs-db")
-        _not_foreign(db, version, shown)
+        db.execute("BEGIN")  # the version and the tables read together: another process may be migrating it
+        try:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{shown}: written by a newer charmlp-tui (schema {version}, this one reads up to "
+                                 f"{SCHEMA_VERSION}); upgrade, or give another --runs-db")
+            _not_foreign(db, version, shown)
+        finally:
+            db.execute("COMMIT")
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode = WAL")
         _migrate(db, version, shown)

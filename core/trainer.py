@@ -28,7 +28,7 @@ from core.files import check_target, expand, resolved
 from core.grid import GridResult, train_grid
 from core.reading import printable, shown_path
 from core.history import EvalPoint, LossHistory
-from core.jobs import Divergence, Progress, ProgressFn, RunResult, StopFn, ignore_progress, never_stop
+from core.jobs import Divergence, Progress, ProgressFn, RunResult, StopFn, chunk_for, ignore_progress, never_stop
 from core.losswatch import LossWatch
 from core.rollback import Chunk, KeptChunks
 from core.model import Params, init_params
@@ -171,7 +171,8 @@ class Trainer:
         ranges.RUN_STEPS.check(n_steps)
         self._before_run = self.state()
         train = self.dataset.train
-        B, chunk = self.train_config.batch_size, self.train_config.chunk_steps
+        B = self.train_config.batch_size
+        chunk = chunk_for(self.train_config.chunk_steps, self.n_params, B)
         start_step, done, busy, last = self.step, 0, 0.0, None
         watch = LossWatch()
         kept = KeptChunks()

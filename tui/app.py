@@ -172,6 +172,12 @@ class CharMLPApp(DialogActions):
     def on_state_changed(self, message: StateChanged) -> None:
         if self.closing:
             return
+        try:
+            self._show_status(message)
+        except NoMatches:  # the app began closing after the check: its widgets are being torn down
+            pass
+
+    def _show_status(self, message: StateChanged) -> None:
         previous, self.status = self.status, message.status
         s = message.status
         self.query_one(StatusPanel).show(s, keys.STEPS_PER_RUN[self.steps_index])

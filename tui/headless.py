@@ -65,7 +65,10 @@ def _run_headless(settings: Settings, actions: list[Action], err: Console, stop:
     for line in lines:
         _say(err, f"charmlp-tui: {line}")
     _describe(trainer, err)
-    _say(err, f"runs: {keeper.line()}")
+    if keeper.on or not s.keep_runs:
+        _say(err, f"runs: {keeper.line()}")
+    else:  # the store failed: one line, and training goes on
+        _say(err, f"charmlp-tui: runs are {keeper.line()} (training goes on)")
     keeper.record.engine_switched("eager", trainer.step)
     if settings.compile:
         _start_compiling(trainer, keeper, actions, err)
@@ -75,6 +78,9 @@ def _run_headless(settings: Settings, actions: list[Action], err: Console, stop:
     finally:
         if (closing := keeper.close(trainer)) is not None:
             _say(err, f"charmlp-tui: {closing}")
+        elif keeper.run is not None and keeper.store is not None:
+            _say(err, f"charmlp-tui: run {keeper.run.name} kept in {keeper.store.shown} (charmlp-tui runs show "
+                      f"{keeper.run.name})")
         if settings.autosave is not None:  # however the script ends: done, a bad action, a signal
             saved, line = autosave(trainer, settings.autosave)
             err.print(f"charmlp-tui: {line}", markup=False, highlight=False, soft_wrap=True)

@@ -17,6 +17,7 @@ from core import ranges
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.errors import CharMLPError, ConfigError, ScriptError
 from core.files import check_target, protect
+from core.store import default_path, protect_store
 from core.reading import describe_char, first_unprintable, read_regular_file, shown_path, text_lines
 from core.verbs import VERBS
 
@@ -179,6 +180,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# what a stored run decides for itself: refused beside --resume
+RUN_OWN = ("--split", "--block-size", "--emb-dim", "--hidden", "--seed", "--init-seed", "--batch-seed", "--batch-size",
+           "--lr-exp")
+
+
+def _given(argv: list[str] | None, flags: tuple[str, ...]) -> list[str]:
+    """Which of `flags` the command line gives (abbreviated too, as argparse reads them): the
+    parser again, with every default None."""
+    probe = build_parser()
+    dests = {a.dest: a.option_strings[0] for a in probe._actions if a.option_strings and a.option_strings[0] in flags}
+    probe.set_defaults(**dict.fromkeys(dests))
+    given = vars(probe.parse_args(argv))
+    return [flag for dest, flag in dests.items() if given[dest] is not None]
+
+
 SCRIPT_MAX_BYTES = 1 << 20  # a script of 1 MiB is some 100,000 actions: plenty
 
 
@@ -234,9 +250,14 @@ def parse_settings(argv: list[str] | None) -> Settings:
             parser.error("--json needs --headless")
         if args.resume is not None and (args.run is not None or args.load is not None):
             parser.error("--resume continues a stored run: give it without --run or --load")
+        if args.resume is not None and (own := _given(argv, RUN_OWN)):
+            parser.error(f"--resume continues the run with its own split, shape, seeds, batch and LR: give it "
+                         f"without {', '.join(own)} (--data may point at its words where they moved)")
         if not args.keep_runs and (args.resume is not None or args.run is not None or args.runs_db is not None):
             parser.error("--no-runs keeps no run: give it without --run, --resume or --runs-db")
         autosave = args.autosave.expanduser() if args.autosave is not None else None
+        if args.keep_runs:  # never an --autosave over it (the store protects itself again when opened)
+            protect_store(args.runs_db.expanduser() if args.runs_db else default_path())
         if autosave is not None:
             _check_autosave(autosave, args.data)
         return Settings(

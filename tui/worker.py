@@ -94,6 +94,8 @@ class TrainerWorker:
         except Exception as e:  # a bug: say so instead of "loading…" for ever
             self.app.post_message(TrainerFailed(f"internal error {type(e).__name__}: {e}"))
             return
+        if s.keep_runs and not keeper.on:  # the store failed: training goes on, the log says why
+            lines.append(f"runs are {keeper.line()} (training goes on)")
         for line in lines:
             self.app.post_message(Logged(line, error="not saved" in line))
         try:
