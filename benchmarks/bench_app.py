@@ -5,7 +5,8 @@
 The app's figure is the rate its worker reports for one `run` pressed with space, with the UI
 live: snapshots at 5 Hz, charts redrawn, periodic evaluation every second. Both sides use the
 eager step, or with --compiled both on the native steps of core.native (the app's run starts once its
-background build is done). Not a test.
+background build is done). The app keeps its runs in a scratch run store (the user's own is never
+touched), as a user's app does; --no-runs compares without. Not a test.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,8 +29,9 @@ from tui.settings import parse_settings
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
 
 
-async def app_rate(data: Path | None, steps: int, compiled: bool) -> float:
+async def app_rate(data: Path | None, steps: int, compiled: bool, store: Path | None) -> float:
     flags = ([] if compiled else ["--no-compile"]) + (["--data", str(data)] if data else [])
+    flags += ["--runs-db", str(store)] if store else ["--no-runs"]
     app = CharMLPApp(parse_settings(flags))
     async with app.run_test(size=(160, 48)) as pilot:
         while app.status is None or (compiled and app.status.engine != "compiled"):
@@ -54,7 +57,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000, choices=STEPS_PER_RUN)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compiled", action="store_true", help="both sides on the native (compiled) steps, once they are built")
+    parser.add_argument("--no-runs", dest="keep_runs", action="store_false", help="the app keeps no run (no store)")
     args = parser.parse_args()
+    scratch = tempfile.TemporaryDirectory()
+    store = Path(scratch.name) / "runs.db" if args.keep_runs else None
     torch.set_num_threads(1)
     trainer = open_trainer(DataConfig(path=args.data), ModelConfig(), TrainConfig())
     if args.compiled:
@@ -65,10 +71,11 @@ def main() -> None:
         t0 = time.perf_counter()
         result = trainer.run(args.steps)
         core_rates.append(result.steps / (time.perf_counter() - t0))
-        app_rates.append(asyncio.run(app_rate(args.data, args.steps, args.compiled)))
+        app_rates.append(asyncio.run(app_rate(args.data, args.steps, args.compiled, store)))
     core, app = statistics.median(core_rates), statistics.median(app_rates)
     engine = "compiled" if args.compiled else "eager"
-    print(f"run {args.steps:,} steps, emb 2 / hidden 100 / batch 32, {engine} step, median of {args.repeats}")
+    print(f"run {args.steps:,} steps, emb 2 / hidden 100 / batch 32, {engine} step, median of {args.repeats}, "
+          f"run store {'on' if store else 'off'}")
     print(f"core alone      {core:>10,.0f} steps/s")
     print(f"through the app {app:>10,.0f} steps/s   ({app / core:.0%} of core)")
 
