@@ -14,7 +14,6 @@ with one line; training goes on, and `line` says so for the status panel.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from core.recording import SessionRecord
 from core.run_blobs import (Segments, evals_blob, history_chunks, params_blob, read_evals, read_state, schedule,
                              segments, tensor_bytes)
 from core.state import ModelSnapshot, TrainingState
-from core.store import RunRow, RunStore, StoredSnapshot, StoredState, default_path
+from core.store import RunRow, RunStore, StoredSnapshot, StoredState
 
 if TYPE_CHECKING:
     from core.trainer import Trainer
@@ -41,14 +40,6 @@ NEW_RUN_VERBS = ("reset", "load", "new")  # after these the model is another run
 
 # the flags that rebuild a model from scratch (tui.settings.Settings.argv_for): kept with each run
 ArgvFn = Callable[[ModelConfig, TrainConfig, "Path | None"], list[str]]
-
-
-def open_store(path: Path | None) -> tuple[RunStore | None, str | None]:
-    """(the store, None), or (None, why runs are not saved): --no-runs (path None) or a store that fails."""
-    try:
-        return RunStore(default_path() if path is None else path), None
-    except StoreError as e:
-        return None, str(e)
 
 
 def resume_configs(run: RunRow) -> tuple[DataConfig, ModelConfig, TrainConfig]:
@@ -331,41 +322,3 @@ def _stored_snapshot(kept: ModelSnapshot) -> StoredSnapshot:
     state = StoredState(s.step, s.lr_exponent, params_blob(s.params), tensor_bytes(s.batch_rng), evals_blob(s.evals),
                         "eager")
     return StoredSnapshot(kept.name, kept.dev_loss, state, tensor_bytes(s.history_lr), tensor_bytes(s.history_loss))
-
-
-def open_session(data: DataConfig, model: ModelConfig, train: TrainConfig, load: Path | None, keep: bool,
-                 store_path: Path | None, run_name: str | None, resume: str | None,
-                 argv_for: ArgvFn) -> tuple[Trainer, RunKeeper, list[str]]:
-    """The trainer and the keeper of its run, new or resumed, and lines to show (a store that
-    cannot be used: training goes on without it). A run to resume that cannot be, or a --run
-    name that is taken, is a CharMLPError: the user asked for that run."""
-    from core.session import open_trainer
-
-    store, off = open_store(store_path) if keep else (None, "--no-runs")
-    if resume is not None:
-        if store is None:
-            raise StoreError(f"cannot resume {resume!r}: {off}")
-        try:
-            run = store.get(resume)
-            moved = data.path  # --data: where the run's words are now (resume checks they are the same words)
-            data, model, train = resume_configs(run)
-            data = dataclasses.replace(data, path=moved) if moved is not None else data
-            trainer = open_trainer(data, model, train)
-            keeper = RunKeeper(store, None, data, argv_for)
-            keeper.resume(trainer, run)
-        except BaseException:
-            store.close()
-            raise
-        return trainer, keeper, [f"resumed run {run.name!r} at step {trainer.step:,}"]
-    if store is not None and run_name is not None:
-        try:
-            store.get(run_name)
-        except StoreError:
-            pass
-        else:
-            store.close()
-            raise StoreError(f"a run named {run_name!r} exists already in {store.shown}; --resume it or give another name")
-    trainer = open_trainer(data, model, train, load)
-    keeper = RunKeeper(store, off, data, argv_for)
-    line = keeper.start(trainer, run_name, load)
-    return trainer, keeper, [line] if line else []

@@ -1,15 +1,19 @@
 """A session's start and end: from settings to a ready Trainer (read the words, build the dataset,
-apply a checkpoint), and the autosave on the way out."""
+apply a checkpoint) and the keeper of its run in the store (new or resumed), and the autosave on
+the way out."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from core import budget
 from core.checkpoint import load_checkpoint
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.dataset import Dataset, make_dataset
-from core.errors import CharMLPError, ConfigError
+from core.errors import CharMLPError, ConfigError, StoreError
+from core.keeping import ArgvFn, RunKeeper, resume_configs
+from core.store import RunStore, default_path
 from core.reading import shown_path
 from core.trainer import Trainer
 from core.words import BUILTIN_NAME, Vocab, load_words, words_digest
@@ -54,3 +58,46 @@ def open_trainer(data: DataConfig, model: ModelConfig, train: TrainConfig, load:
         trainer.apply_checkpoint(state, load)
     return trainer
 
+
+def open_store(path: Path | None) -> tuple[RunStore | None, str | None]:
+    """(the store, None), or (None, why runs are not saved): --no-runs (path None) or a store that fails."""
+    try:
+        return RunStore(default_path() if path is None else path), None
+    except StoreError as e:
+        return None, str(e)
+
+
+def open_session(data: DataConfig, model: ModelConfig, train: TrainConfig, load: Path | None, keep: bool,
+                 store_path: Path | None, run_name: str | None, resume: str | None,
+                 argv_for: ArgvFn) -> tuple[Trainer, RunKeeper, list[str]]:
+    """The trainer and the keeper of its run, new or resumed, and lines to show (a store that
+    cannot be used: training goes on without it). A run to resume that cannot be, or a --run
+    name that is taken, is a CharMLPError: the user asked for that run."""
+    store, off = open_store(store_path) if keep else (None, "--no-runs")
+    if resume is not None:
+        if store is None:
+            raise StoreError(f"cannot resume {resume!r}: {off}")
+        try:
+            run = store.get(resume)
+            moved = data.path  # --data: where the run's words are now (resume checks they are the same words)
+            data, model, train = resume_configs(run)
+            data = dataclasses.replace(data, path=moved) if moved is not None else data
+            trainer = open_trainer(data, model, train)
+            keeper = RunKeeper(store, None, data, argv_for)
+            keeper.resume(trainer, run)
+        except BaseException:
+            store.close()
+            raise
+        return trainer, keeper, [f"resumed run {run.name!r} at step {trainer.step:,}"]
+    if store is not None and run_name is not None:
+        try:
+            store.get(run_name)
+        except StoreError:
+            pass
+        else:
+            store.close()
+            raise StoreError(f"a run named {run_name!r} exists already in {store.shown}; --resume it or give another name")
+    trainer = open_trainer(data, model, train, load)
+    keeper = RunKeeper(store, off, data, argv_for)
+    line = keeper.start(trainer, run_name, load)
+    return trainer, keeper, [line] if line else []

@@ -31,7 +31,7 @@ import core.store
 from conftest import deadline
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.errors import CharMLPError, StoreError
-from core.keeping import open_session
+from core.session import open_session
 from core.run_blobs import read_state
 from core.store import MIGRATIONS, SCHEMA_VERSION, RunStore
 from core.words import load_words

@@ -133,10 +133,11 @@ import sys
 from pathlib import Path
 import core.keeping as keeping
 from core.config import DataConfig, ModelConfig, TrainConfig
+from core.session import open_session
 
 keeping.FLUSH_INTERVAL_S = 0.0  # a save after every chunk: as many transactions as it can make
-trainer, keeper, lines = keeping.open_session(DataConfig(path=Path(sys.argv[1])), ModelConfig(), TrainConfig(), None,
-                                              True, Path(sys.argv[2]), "app", None, lambda *a: [])
+trainer, keeper, lines = open_session(DataConfig(path=Path(sys.argv[1])), ModelConfig(), TrainConfig(), None,
+                                     True, Path(sys.argv[2]), "app", None, lambda *a: [])
 assert not lines, lines
 for _ in range(int(sys.argv[3])):
     trainer.run(200)

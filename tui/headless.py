@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from core.actions import Action, Job, Outcome
 from core.errors import CharMLPError
 from core.jobs import Progress as TrainProgress
-from core.keeping import RunKeeper, open_session
-from core.session import autosave
+from core.keeping import RunKeeper
+from core.session import autosave, open_session
 from core.trainer import Trainer
 from core.verbs import VERBS
 from tui.output import finite_or_null

@@ -75,8 +75,7 @@ class TrainerWorker:
     def _main(self) -> None:
         import torch
 
-        from core.keeping import open_session
-        from core.session import autosave
+        from core.session import autosave, open_session
 
         torch.set_num_threads(self.settings.threads)
         s = self.settings
