@@ -128,9 +128,9 @@ class RunKeeper:
     def resume(self, trainer: Trainer, run: RunRow) -> None:
         """Continue `run` on a trainer built from resume_configs(run): its state, snapshots and
         script put back (StoreError, nothing changed, if it cannot be)."""
-        state, snapshots = self._stored_state(trainer, run)
+        state, snapshots, engine = self._stored_state(trainer, run)
         assert self.store is not None
-        self._install(trainer, run, state, snapshots)  # all that can be refused, before the store is written
+        self._install(trainer, run, state, snapshots, engine)  # all that can be refused, before the store is written
         self.store.claim(run)
 
     def switch_to(self, trainer: Trainer, name: str) -> RunRow:
@@ -146,7 +146,7 @@ class RunKeeper:
         if data.split != self.data.split or data.path != here:
             raise StoreError(f"run {name!r} was trained on {run.data_source} with split {run.split}; to continue it, "
                              f"start charmlp-tui --resume {name}")
-        state, snapshots = self._stored_state(trainer, run)
+        state, snapshots, engine = self._stored_state(trainer, run)
         if (line := self._save(trainer)) is not None:
             raise StoreError(line)
         store.claim(run)
@@ -156,10 +156,11 @@ class RunKeeper:
             self._try(lambda s: s.release(run.id))
             raise
         self._release()
-        self._install(trainer, run, state, snapshots)
+        self._install(trainer, run, state, snapshots, engine)
         return run
 
-    def _stored_state(self, trainer: Trainer, run: RunRow) -> tuple[TrainingState, list[ModelSnapshot]]:
+    def _stored_state(self, trainer: Trainer, run: RunRow) -> tuple[TrainingState, list[ModelSnapshot], str]:
+        """The run's latest state, its snapshots and the engine it last ran on, all checked."""
         store = self._need_store()
         if trainer.dataset.words_digest != run.data_digest:
             raise StoreError(f"run {run.name!r} was trained on other words than {trainer.dataset.source} holds now "
@@ -174,14 +175,14 @@ class RunKeeper:
         snapshots = [ModelSnapshot(k.name, read_state(run, k.state, [(0, k.lr, k.loss)] if k.state.step else [],
                                                       f"{shown} snapshot {k.name!r}"), k.dev_loss)
                      for k in store.snapshots(run.id)]
-        return state, snapshots
+        return state, snapshots, stored.engine
 
-    def _install(self, trainer: Trainer, run: RunRow, state: TrainingState, snapshots: list[ModelSnapshot]) -> None:
+    def _install(self, trainer: Trainer, run: RunRow, state: TrainingState, snapshots: list[ModelSnapshot],
+                 engine: str) -> None:
         trainer.apply_checkpoint(state, Path(f"run {run.name!r}"))
         trainer.snapshots = snapshots
-        stored = self.store.state(run.id) if self.store is not None else None
-        if stored is not None and stored.engine in ("eager", "compiled"):
-            trainer.use_engine(stored.engine)
+        if engine in ranges.ENGINES:
+            trainer.use_engine(engine)
         self.run, self._base, self.argv = run, run.script, json.loads(run.argv)
         self._base_wall, self._base_train = run.wall_s, run.train_s
         self.record = SessionRecord()
