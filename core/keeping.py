@@ -238,8 +238,21 @@ class RunKeeper:
             return None
         return self._save(trainer)
 
+    def before(self, trainer: Trainer, action: Action, mid_run: bool = False) -> None:
+        """An action is about to be applied (mid_run: at a running job's chunk boundary): the record
+        closes the run's segment so far, or opens a run."""
+        if mid_run:
+            self.record.split_run(trainer.step)
+        if action.verb == "run":
+            self.record.run_started(int(action.args[0]), trainer.step)
+
     def after(self, trainer: Trainer, action: Action, outcome: Outcome, mid_run: bool = False) -> str | None:
-        """An action was applied: save (at once, unless mid-run), or start a new run after reset, load, new."""
+        """An action was applied: recorded, then saved (at once, unless mid-run), or a new run started
+        after reset, load, new. Returns a line to show if the store failed."""
+        if outcome.run is not None:
+            self.record.run_ended(outcome.run.stopped, trainer.step)
+        else:
+            self.record.applied(action)
         if outcome.run is not None:
             self._train_s += outcome.run.train_seconds
             self._job_s = 0.0

@@ -113,17 +113,12 @@ def _run_actions(trainer: Trainer, keeper: RunKeeper, actions: list[Action], set
     for action in actions:
         if stop():
             break
-        if action.verb == "run":
-            keeper.record.run_started(VERBS["run"].values(action)["steps"], trainer.step)
+        keeper.before(trainer, action)
         try:
             outcome = _execute_with_progress(trainer, keeper, action, settings, err, stop)
         except CharMLPError as e:
             _say(err, f"charmlp-tui: error: {action}: {e}")
             return EXIT_USAGE
-        if outcome.run is not None:
-            keeper.record.run_ended(outcome.run.stopped, trainer.step)
-        else:
-            keeper.record.applied(action)
         if (line := keeper.after(trainer, action, outcome)) is not None:
             _say(err, f"charmlp-tui: {line}")
         print(outcome.summary, flush=True)

@@ -177,10 +177,7 @@ class _Session:
             return
         if verb.long:
             self._job, self._job_progress = str(command), None
-        if during_job:
-            self.keeper.record.split_run(trainer.step)
-        if command.verb == "run":
-            self.keeper.record.run_started(int(command.args[0]), trainer.step)
+        self.keeper.before(trainer, command, mid_run=during_job)
         try:
             outcome = VERBS.execute(trainer, command, Job(self._on_progress, self.worker.stop_job.is_set, force))
         except CharMLPError as e:
@@ -193,10 +190,6 @@ class _Session:
             if verb.long:
                 p, job = self._job_progress, str(command)
                 self._job, self._last_job = None, (job, p.done if p else 0, p.total if p else 0)
-        if outcome.run is not None:
-            self.keeper.record.run_ended(outcome.run.stopped, trainer.step)
-        else:
-            self.keeper.record.applied(command)
         self._log(outcome.summary, error=bool(outcome.run and outcome.run.divergence))
         if outcome.run is not None and outcome.run.steps:
             self._evaluate_now()  # before the save: the run's last evaluation is kept with it
