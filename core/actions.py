@@ -24,6 +24,8 @@ from core.ranges import FloatRange, IntRange, Name
 
 if TYPE_CHECKING:
     from core.grid import GridResult
+    from core.keeping import RunKeeper
+    from core.search_view import SearchView
     from core.sweep import SweepResult
     from core.trainer import Trainer
 
@@ -111,6 +113,7 @@ class Outcome:
     run: RunResult | None = None
     sweep: SweepResult | None = None
     grid: GridResult | None = None
+    search: SearchView | None = None
     samples: list[str] = field(default_factory=list)
 
 
@@ -121,6 +124,8 @@ class Job:
     on_progress: ProgressFn = ignore_progress  # at every chunk boundary of a long action
     should_stop: StopFn = never_stop  # checked there too
     force: bool = False  # `save` may overwrite a file this trainer did not write
+    keeper: RunKeeper | None = None  # `tune` keeps each trial as a run through it
+    on_search: Callable[[SearchView], None] = lambda view: None  # `tune`: the study after each rung and trial
 
 
 Executor = Callable[["Trainer", Mapping[str, Any], Job], Outcome]

@@ -23,3 +23,7 @@ class CheckpointError(CharMLPError):
 
 class StoreError(CharMLPError):
     """The run store cannot be opened, read or written: corrupt, locked too long, read-only, newer."""
+
+
+class SearchError(CharMLPError):
+    """A search that cannot start or go on: a bad or unreachable storage URL, a study not found."""

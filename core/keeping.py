@@ -249,6 +249,8 @@ class RunKeeper:
     def after(self, trainer: Trainer, action: Action, outcome: Outcome, mid_run: bool = False) -> str | None:
         """An action was applied: recorded, then saved (at once, unless mid-run), or a new run started
         after reset, load, new. Returns a line to show if the store failed."""
+        if action.verb == "tune":  # each trial was kept as its own run; the best one is open now
+            return None
         if outcome.run is not None:
             self.record.run_ended(outcome.run.stopped, trainer.step)
         else:
@@ -272,6 +274,13 @@ class RunKeeper:
         if mid_run and time.monotonic() - self._flushed_at < FLUSH_INTERVAL_S:
             return None
         return self._save(trainer)
+
+    def finish(self, trainer: Trainer) -> str | None:
+        """The current run ends here (a search's trial is over, another is about to start): saved, released."""
+        line = self._save(trainer)
+        self._release()
+        self.run = self._pending = None
+        return line
 
     def close(self, trainer: Trainer) -> str | None:
         """The session ends: a last save, and the run released for another process to resume."""

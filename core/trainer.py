@@ -74,10 +74,11 @@ class Trainer:
         self._sample_gen.manual_seed(self.model_config.seed + 10)  # the lecture's sampling seed
 
     def new_model(self, model: ModelConfig, train: TrainConfig) -> None:
-        """reset() with another model and train's batch size and seed (chunk_steps and the LR stay);
+        """reset() with another model and train's batch size, seed and LR (chunk_steps stays);
         snapshots go; a new block size rebuilds the dataset. All or nothing: memory is checked and
         all is built before anything is replaced, so a refusal leaves the trainer as it was."""
-        train = dataclasses.replace(self.train_config, batch_size=train.batch_size, batch_seed=train.batch_seed)
+        train = dataclasses.replace(self.train_config, batch_size=train.batch_size, batch_seed=train.batch_seed,
+                                    lr_exponent=train.lr_exponent)
         dataset, vocab = self.dataset, self.dataset.vocab.size
         if model.block_size == dataset.block_size:
             budget.check("the new model", budget.trainer_needs(model, vocab, train))
@@ -92,6 +93,7 @@ class Trainer:
         if dataset is not self.dataset:
             self.dataset, self._counts = dataset, {}
         self.model_config, self.train_config, self.snapshots = model, train, []
+        self.lr_exponent = train.lr_exponent
         self._start(params, sgd)
 
     def batch_rng_state(self) -> torch.Tensor:

@@ -16,12 +16,16 @@ from typing import TYPE_CHECKING, Any
 from core import ranges
 from core.actions import Action, Arg, Job, Outcome, Registry, Verb
 from core.config import ModelConfig, TrainConfig
+from core.errors import ConfigError
 from core.reading import shown_path
+from core.search_space import DIMS, Space
 
 if TYPE_CHECKING:
     from core.trainer import Trainer
 
 Values = Mapping[str, Any]
+SPACE_KEYS = tuple(d.key for d in DIMS)
+DEFAULT_TRIALS = 20  # a `tune` given neither trials= nor timeout=
 
 
 def _loss(value: float | None) -> str:
@@ -136,6 +140,27 @@ def _engine(t: Trainer, v: Values, job: Job) -> Outcome:
     return Outcome(f"engine: {t.use_engine(v['engine'])}")
 
 
+def _space(v: Values) -> Space:
+    """The search space with the ranges a `tune` narrowed (ConfigError for a bad one: checked at parse)."""
+    return Space().with_ranges([f"{key}={v[key]}" for key in SPACE_KEYS if v[key] is not None])
+
+
+def _check_space(v: Values) -> None:
+    _space(v)
+
+
+def _tune(t: Trainer, v: Values, job: Job) -> Outcome:
+    from core.search import StudySpec, run_search  # optuna loads only for a search
+
+    if job.keeper is None:
+        raise ConfigError("tune keeps each trial as a run: it needs the session's run keeper")
+    trials = v["trials"] if v["trials"] is not None or v["timeout"] is not None else DEFAULT_TRIALS
+    spec = StudySpec(study=v["study"], trials=trials, timeout_s=v["timeout"], steps=v["steps"], space=_space(v))
+    outcome, view = run_search(t, job.keeper, spec, job, job.on_search)
+    outcome.search = view
+    return outcome
+
+
 def _span(what: str) -> Callable[[Values], None]:
     def check(values: Values) -> None:
         ranges.check_span(values["start"], values["end"], what)
@@ -180,6 +205,12 @@ VERBS = Registry([
          (Arg("N", "n", ranges.SAMPLES),), mid_run=True),
     Verb("save", "write a checkpoint", _save, (Arg("PATH", "path", str),), mid_run=True, replayed=False),
     Verb("load", "replace the model with a checkpoint's", _load, (Arg("PATH", "path", str),)),
+    Verb("tune", "a hyperparameter search (Optuna: TPE, successive halving on the exact dev loss): TRIALS trials of "
+         "STEPS steps each (default 20 trials of 50,000), or until TIMEOUT seconds; each trial is a run in the store, and the best is opened after; "
+         "a space key given as LO:HI narrows that range (" + ", ".join(f"{d.key} {d.text}" for d in DIMS) + ")",
+         _tune, keywords=(Arg("TRIALS", "trials", ranges.TUNE_TRIALS), Arg("STEPS", "steps", ranges.TUNE_STEPS, 50_000),
+                          Arg("S", "timeout", ranges.TUNE_TIMEOUT_S), Arg("NAME", "study", ranges.STUDY_NAME, "search"),
+                          *(Arg("LO:HI", d.key, str) for d in DIMS)), long=True, check=_check_space),
     Verb("engine", "what runs the training steps from here: torch's eager step or the compiled (native) one; they "
          "differ in float rounding. A session exported from the app says where it switched, so a replay switches "
          "there too", _engine, (Arg("|".join(ranges.ENGINES), "engine", ranges.ENGINES),)),

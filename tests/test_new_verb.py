@@ -131,7 +131,7 @@ def test_what_is_left_out_is_the_current_model(trainer):
                    f"{trainer.n_params:,} parameters, step 0"
     do(trainer, "new emb=5 batch=16 init-seed=3 batch-seed=9; run 100; new hidden=7")
     assert trainer.model_config == ModelConfig(3, 5, 7, 3) and trainer.batch_seed == 9
-    assert trainer.train_config == TrainConfig(16, -1.0, 50, 9)  # the chunk and the flag's LR kept
+    assert trainer.train_config == TrainConfig(16, -1.5, 50, 9)  # the chunk kept; the LR the new run starts at
     assert trainer.lr_exponent == -1.5 and trainer.step == 0 and len(trainer.history) == 0
 
 

@@ -51,6 +51,10 @@ def _main(argv: list[str] | None) -> int:
         from tui.runs_cli import run_runs
 
         return run_runs(args[1:])
+    if args[:1] == ["tune"]:  # `charmlp-tui tune …`: a hyperparameter search (its own flags)
+        from tui.tune_cli import run_tune
+
+        return run_tune(args[1:])
     settings = parse_settings(args)
     if not settings.headless and not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual reads one, draws on the other
         print("charmlp-tui: error: the app needs a terminal (standard input and standard error); to run without one "

@@ -53,19 +53,24 @@ class Settings:
         return self.argv_for(self.model, self.train, self.load)
 
     def argv_for(self, m: ModelConfig, t: TrainConfig, load: Path | None) -> list[str]:
-        """The flags that rebuild model m, trained as t, on this data (from `load` if given): what a
-        replay needs, and what the run store keeps with each run (core.keeping)."""
-        d = self.data
-        argv = ["--data", str(d.path.resolve())] if d.path else []
-        argv += ["--split", ",".join(f"{f:g}" for f in d.split),
-                 "--block-size", str(m.block_size), "--emb-dim", str(m.emb_dim), "--hidden", str(m.hidden),
-                 *(["--seed", str(m.seed)] if t.batch_seed is None else  # the batch seed derived from it
-                   ["--init-seed", str(m.seed), "--batch-seed", str(t.batch_seed)])]
-        argv += ["--batch-size", str(t.batch_size), "--lr-exp", f"{t.lr_exponent:.10g}"]
-        return argv + (["--load", str(load.resolve())] if load else [])
+        return rebuild_argv(self.data, m, t, load)
 
 
-def _name(kind: ranges.Name) -> Callable[[str], str]:
+def rebuild_argv(d: DataConfig, m: ModelConfig, t: TrainConfig, load: Path | None) -> list[str]:
+    """The flags that rebuild model m, trained as t, on data d (from `load` if given): what a
+    replay needs, and what the run store keeps with each run (core.keeping)."""
+    argv = ["--data", str(d.path.resolve())] if d.path else []
+    argv += ["--split", ",".join(f"{f:g}" for f in d.split),
+             "--block-size", str(m.block_size), "--emb-dim", str(m.emb_dim), "--hidden", str(m.hidden),
+             *(["--seed", str(m.seed)] if t.batch_seed is None else  # the batch seed derived from it
+               ["--init-seed", str(m.seed), "--batch-seed", str(t.batch_seed)])]
+    argv += ["--batch-size", str(t.batch_size), "--lr-exp", f"{t.lr_exponent:.10g}"]
+    return argv + (["--load", str(load.resolve())] if load else [])
+
+
+
+
+def name_of(kind: ranges.Name) -> Callable[[str], str]:
     def name(text: str) -> str:
         try:
             return kind.parse(text)
@@ -75,7 +80,7 @@ def _name(kind: ranges.Name) -> Callable[[str], str]:
     return name
 
 
-def _split(text: str) -> tuple[float, float, float]:
+def split_fractions(text: str) -> tuple[float, float, float]:
     try:
         parts = tuple(float(p) for p in text.split(","))
     except ValueError:
@@ -85,7 +90,7 @@ def _split(text: str) -> tuple[float, float, float]:
     return parts[0], parts[1], parts[2]
 
 
-def _in(bounds: ranges.IntRange | ranges.FloatRange) -> Callable[[str], int | float]:
+def in_range(bounds: ranges.IntRange | ranges.FloatRange) -> Callable[[str], int | float]:
     """An argparse type that reads a number and checks it against core.ranges."""
 
     def number(text: str) -> int | float:
@@ -127,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data", type=Path, metavar="PATH",
                       help="UTF-8 text file, one word per line (default: the built-in 32,000 US SSA names)")
     d, m, t = DataConfig(), ModelConfig(), TrainConfig()  # the defaults live there
-    data.add_argument("--split", type=_split, default=d.split, metavar="TRAIN,DEV,TEST",
+    data.add_argument("--split", type=split_fractions, default=d.split, metavar="TRAIN,DEV,TEST",
                       help=f"fractions of the shuffled words per split (default {','.join(f'{f:g}' for f in d.split)}; "
                            "1,0,0 trains on all)")
     model = parser.add_argument_group("model")
@@ -138,9 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--hidden", type=int, default=m.hidden, metavar="N", help="tanh hidden units (default %(default)s)")
     model.add_argument("--seed", type=int, default=m.seed, metavar="N",
                        help="seed of the initial parameters and minibatches (default %(default)s, the lecture's)")
-    model.add_argument("--init-seed", type=_in(ranges.SEED), metavar="N",
+    model.add_argument("--init-seed", type=in_range(ranges.SEED), metavar="N",
                        help="seed of the initial parameters alone (default: --seed)")
-    model.add_argument("--batch-seed", type=_in(ranges.SEED), metavar="N",
+    model.add_argument("--batch-seed", type=in_range(ranges.SEED), metavar="N",
                        help="seed of the minibatch order alone (default: --seed + 1): vary it to see what the order "
                             "alone changes")
     train = parser.add_argument_group("training")
@@ -148,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="examples per minibatch (default %(default)s)")
     train.add_argument("--lr-exp", type=float, default=t.lr_exponent, metavar="X",
                        help=f"learning rate 10**X (default {t.lr_exponent:g}, lr {10 ** t.lr_exponent:g})")
-    train.add_argument("--threads", type=_in(ranges.THREADS), default=1, metavar="N",
+    train.add_argument("--threads", type=in_range(ranges.THREADS), default=1, metavar="N",
                        help="torch CPU threads (default 1: at batch 32 a second thread only adds hand-off cost)")
     train.add_argument("--no-compile", dest="compile", action="store_false",
                        help="never build the native (C++) training steps; by default the app builds them in the "
@@ -170,12 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the run store, an SQLite file (default: runs.db in the user's data folder, "
                            "$XDG_DATA_HOME/charmlp-tui or ~/.local/share/charmlp-tui on Linux)")
     runs.add_argument("--no-runs", dest="keep_runs", action="store_false", help="keep no run: nothing is written")
-    runs.add_argument("--run", type=_name(ranges.RUN_NAME), metavar="NAME",
+    runs.add_argument("--run", type=name_of(ranges.RUN_NAME), metavar="NAME",
                       help="name the run this session trains (default: run<N>); a taken name is refused")
-    runs.add_argument("--resume", type=_name(ranges.RUN_NAME), metavar="NAME",
+    runs.add_argument("--resume", type=name_of(ranges.RUN_NAME), metavar="NAME",
                       help="continue the stored run NAME exactly where it stopped: its data, shape, seeds, batch, "
                            "parameters, step, LR, history and minibatch stream (the model and data flags are its own)")
-    run.add_argument("--eval-every", type=_in(ranges.EVAL_EVERY_S), default=1.0, metavar="SECONDS",
+    run.add_argument("--eval-every", type=in_range(ranges.EVAL_EVERY_S), default=1.0, metavar="SECONDS",
                      help="in the app: full train/dev loss during runs at most this often (default 1; 0 = never)")
     return parser
 

@@ -1,0 +1,79 @@
+"""Where a study lives: an Optuna storage from a URL, or SQLite beside the run store.
+
+Optuna's RDB storage for every URL (sqlite:///…, postgresql://…, mysql://…): it is the one with
+heartbeats in Optuna 5 (its journal file storage has none), so a worker killed mid-trial has that
+trial failed by the next worker that starts one, on one machine as on many. A bad URL, a missing
+driver or a server that does not answer is one line, and nothing is started.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from core.errors import SearchError
+from core.reading import printable
+
+HEARTBEAT_S = 5  # a running trial says it is alive this often…
+GRACE_S = 20  # …and one silent for this long is failed by the next worker to start a trial
+CONNECT_TIMEOUT_S = 10  # a server that does not answer: one line after this, not a hang
+STUDIES_FILE = "studies.db"  # beside the run store
+
+
+def default_url(runs_path: Path | None) -> str:
+    from core.store import default_path
+
+    return f"sqlite:///{(runs_path or default_path()).parent / STUDIES_FILE}"
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, printable."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return printable(make_url(url).render_as_string(hide_password=True))
+    except Exception:
+        return printable(url.split("@")[-1]) if "@" in url else printable(url)
+
+
+def open_storage(url: str | None, runs_path: Path | None) -> tuple[Any, str]:
+    """(the storage, how to show it); SearchError in one line when it cannot be used."""
+    import optuna
+
+    logging.getLogger("sqlalchemy").setLevel(logging.ERROR)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trials are reported by the caller
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: experimental in 5.0
+    url = url or default_url(runs_path)
+    shown = shown_url(url)
+    if "://" not in url:
+        raise SearchError(f"--storage {shown}: not a storage URL (sqlite:///PATH, postgresql://USER@HOST/DB, …)")
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SearchError(f"--storage {shown}: cannot make its folder ({e.strerror or e})") from None
+        connect: dict[str, Any] = {"timeout": 30}
+    elif url.startswith(("postgresql", "mysql")):
+        connect = {"connect_timeout": CONNECT_TIMEOUT_S}
+    else:
+        connect = {}
+    try:
+        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect} if connect else None,
+                                             heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+    except Exception as e:  # SQLAlchemy's and the drivers' errors: a bad URL, no driver, no server
+        raise SearchError(f"--storage {shown}: {_reason(e)}") from None
+    return storage, shown
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip()
+    if isinstance(e, ModuleNotFoundError) or "Failed to import DB access module" in text:
+        return "its database driver is not installed (for PostgreSQL: pip install 'charmlp-tui[postgres]')"
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("(Background")]
+    first = lines[0] if lines else type(e).__name__
+    if first.startswith("(") and ")" in first:  # "(psycopg2.OperationalError) connection … failed: …"
+        first = first.split(")", 1)[1].strip()
+    return printable(first)[:300]
