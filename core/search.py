@@ -123,13 +123,21 @@ class _Search:
         self.current = TrialView(trial.number, "running", tuple(sorted(trial.params.items())), (), None, 0.0,
                                  run_name, "")
         self.on_view(self.view())
-        t.new_model(recipe.model, recipe.train_config(t.train_config.chunk_steps))  # ConfigError: the trial fails
+        try:
+            t.new_model(recipe.model, recipe.train_config(t.train_config.chunk_steps))
+        except CharMLPError as e:  # too big for this machine's memory: this trial fails, the study goes on
+            trial.set_user_attr("note", str(e))
+            self.current = None
+            raise
         trial.set_user_attr("run", run_name)
         trial.set_user_attr("params", t.n_params)
         keeper.start(t, run_name)
         keeper.record.engine_switched("compiled" if t.compiled else "eager", 0)
         try:
             outcome = self._train(trial, recipe, started)
+        except _Stopped:
+            trial.set_user_attr("note", f"stopped by the user at step {t.step:,}")
+            raise
         finally:
             keeper.finish(t)
             self.current = None

@@ -43,7 +43,7 @@ def open_storage(url: str | None, runs_path: Path | None) -> tuple[Any, str]:
     import optuna
 
     logging.getLogger("sqlalchemy").setLevel(logging.ERROR)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trials are reported by the caller
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial is reported by the caller, a failure's why too
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: experimental in 5.0
     url = url or default_url(runs_path)
     shown = shown_url(url)

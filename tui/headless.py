@@ -174,7 +174,7 @@ def _execute_with_progress(trainer: Trainer, keeper: RunKeeper, action: Action, 
             if p.kind == "run" and (line := keeper.on_chunk(trainer, p.elapsed_s)) is not None:
                 _say(err, f"charmlp-tui: {line}")
 
-        return VERBS.execute(trainer, action, Job(on_progress, stop, settings.force))
+        return VERBS.execute(trainer, action, Job(on_progress, stop, settings.force, keeper=keeper))
 
 
 def _describe(trainer: Trainer, err: Console) -> None:

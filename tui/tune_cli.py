@@ -134,7 +134,7 @@ def _tune(spec, data: DataConfig, args: argparse.Namespace, err: Console, stop: 
                         bar.update(task, description=f"trial {t.number}", dev=dev)
                     elif t.state in ("complete", "pruned", "failed") and t.number not in printed:
                         printed.add(t.number)
-                        bar.console.print(trial_line(t), markup=False, highlight=False, soft_wrap=True)
+                        print(trial_line(t), flush=True)  # stdout (above the bar on a terminal: rich redirects it)
 
             def on_progress(p: TrainProgress) -> None:
                 bar.update(task, completed=p.step)
