@@ -44,6 +44,7 @@ class StudySpec:
     space: Space = field(default_factory=Space)
     join: bool = False  # a worker joining a study another process made (it does not seed the lecture's trial)
     seed: int | None = None  # the sampler's seed (None: each worker its own draws)
+    prune: bool = True  # False: every trial runs to its end (what pruning saves is measured against this)
 
 
 class _Stopped(Exception):
@@ -81,7 +82,8 @@ def _open_study(storage: Any, spec: StudySpec) -> optuna.Study:
     import optuna
 
     sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=8, multivariate=True, constant_liar=True)
-    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=rung_steps(spec.steps), reduction_factor=3)
+    pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=rung_steps(spec.steps), reduction_factor=3)
+              if spec.prune else optuna.pruners.NopPruner())
     try:
         if spec.join:
             return optuna.load_study(study_name=spec.study, storage=storage, sampler=sampler, pruner=pruner)
@@ -142,6 +144,7 @@ class _Search:
             keeper.finish(t)
             self.current = None
         trial.set_user_attr("seconds", round(time.monotonic() - started, 3))
+        trial.set_user_attr("steps", t.step)
         if outcome == "pruned":
             raise optuna.TrialPruned()
         dev = t.split_loss("dev")

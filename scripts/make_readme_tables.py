@@ -31,10 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 sys.path.insert(0, str(REPO))  # the declarations, also from a checkout that was never installed
 
+from core.search_space import DIMS  # noqa: E402
 from core.verbs import VERBS  # noqa: E402
 from tui.keys import KEYS, RUNS_KEYS, Key  # noqa: E402
 from tui.runs_cli import build_parser as build_runs_parser  # noqa: E402
 from tui.settings import build_parser  # noqa: E402
+from tui.tune_cli import build_parser as build_tune_parser  # noqa: E402
 
 
 def cell(text: str) -> str:
@@ -72,8 +74,8 @@ def actions_table() -> str:
                  ((code(verb.usage), verb.help, "yes" if verb.mid_run else "") for verb in VERBS))
 
 
-def flags_table() -> str:
-    parser = build_parser()
+def flags_table(parser: argparse.ArgumentParser | None = None) -> str:
+    parser = parser or build_parser()
     rows = []
     for action in parser._actions:  # argparse has no public list of its flags
         flag = ", ".join(action.option_strings)
@@ -82,6 +84,11 @@ def flags_table() -> str:
         help_text = (action.help or "") % {**vars(action), "prog": parser.prog}  # as argparse expands it
         rows.append((code(flag), help_text))
     return table(("flag", "what it does"), rows)
+
+
+def space_table() -> str:
+    return table(("key", "default range", "scale", "what it is"),
+                 ((code(d.key), code(d.text), "log" if d.log else "linear", d.help) for d in DIMS))
 
 
 def faults_table() -> str:
@@ -103,6 +110,8 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "runs-commands": ("tui/runs_cli.py", runs_commands_table),
     "actions": ("core/verbs.py", actions_table),
     "flags": ("tui/settings.py", flags_table),
+    "tune-flags": ("tui/tune_cli.py", lambda: flags_table(build_tune_parser())),
+    "search-space": ("core/search_space.py", space_table),
     "faults": ("tests/test_faults*.py", faults_table),
 }
 

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start no trial after S seconds; the one running then is pruned where it stands")
     budget.add_argument("--steps", type=in_range(ranges.TUNE_STEPS), default=50_000, metavar="N",
                         help="training steps of one trial, the decay included (default %(default)s; the lecture: 200000)")
+    budget.add_argument("--no-prune", dest="prune", action="store_false",
+                        help="run every trial to its end (by default successive halving stops the weak ones at "
+                             "1/27, 1/9 and 1/3 of their steps by their exact dev loss)")
     budget.add_argument("--space", action="append", default=[], metavar="KEY=LO:HI",
                         help="narrow (or fix) one range of the search space; repeatable (the keys are listed below)")
     study = parser.add_argument_group("study")
@@ -83,7 +86,8 @@ def run_tune(argv: list[str]) -> int:
             protect_store(args.runs_db.expanduser() if args.runs_db else default_path())
         trials = args.trials if args.trials is not None or args.timeout is not None else 20
         spec = StudySpec(study=args.study, storage=args.storage, trials=trials, timeout_s=args.timeout,
-                         steps=args.steps, space=space, join=args.worker, seed=args.sampler_seed)
+                         steps=args.steps, space=space, join=args.worker, seed=args.sampler_seed,
+                         prune=args.prune)
         data = DataConfig(path=args.data, split=args.split)
     except CharMLPError as e:
         parser.error(str(e))
