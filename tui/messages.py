@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from core.config import ModelConfig
     from core.grid import GridResult
     from core.history import EvalPoint, HistoryView
+    from core.search_view import SearchView
     from core.store import RunRow
     from core.sweep import SweepResult
     from core.trainer import Trainer
@@ -205,3 +206,24 @@ class RunsListed(Message):
 @dataclass
 class CurvesShown(Message):
     curves: tuple[tuple[str, tuple[EvalPoint, ...]], ...]  # (run name, its evaluations)
+
+
+@dataclass
+class SearchUpdated(Message):
+    """A running search (`tune`) as it stands: its trials so far (core.search_view, immutable). At most a
+    few a second (tui.tune_commands); a newer one holds everything an older one did."""
+
+    view: SearchView
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SearchUpdated)
+
+
+@dataclass
+class SearchEnded(Message):
+    """The search is over: its last view (None if it failed before its first trial) and its summary,
+    or the line saying why it failed (`error`)."""
+
+    view: SearchView | None
+    line: str
+    error: bool = False

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.actions import Action, Job
+from core.actions import Action, Job, Outcome
 from core.errors import CharMLPError
 from core.jobs import Progress
 from core.reading import shown_path
@@ -26,6 +26,7 @@ from tui.messages import (Command, Export, Facts, GridFinished, Logged, LrStep, 
                           SnapshotRow, StateChanged, SweepFinished, TrainerFailed, TrainerReady, TrainingStatus)
 from tui.run_commands import apply_runs_command
 from tui.settings import Settings
+from tui.tune_commands import SearchPosts, refusal, trial_facts
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -119,6 +120,7 @@ class _Session:
         self._job_progress: Progress | None = None  # where the running job last reported
         self._last_job: tuple[str, int, int] | None = None  # see TrainingStatus.last_job
         self._compiling = False  # a background compile of the training steps is under way
+        self._search: SearchPosts | None = None  # a search (tune) runs: its views go to the app through this
         self._last_post = self._last_eval = self._eval_cost = 0.0
         self._dataset: object = None  # the dataset the evaluation counts and the bigram loss are of
         self._bigram: float | None = None
@@ -172,24 +174,35 @@ class _Session:
             command = Action("save", (str(command.path),))
         assert isinstance(command, Action)
         verb = VERBS[command.verb]
+        if during_job and self._search is not None:  # a trial trains as the sampler drew it
+            self._log(refusal(command, str(self._job)), error=True)
+            return
         if during_job and not verb.mid_run:
             self._log(f"{command}: ignored, {self._job} is running (press escape to stop it)", error=True)
             return
         if verb.long:
             self._job, self._job_progress = str(command), None
+        search = self._search = SearchPosts(self.app.post_message) if command.verb == "tune" else None
         self.keeper.before(trainer, command, mid_run=during_job)
+        job = Job(self._on_progress, self.worker.stop_job.is_set, force, self.keeper, search or (lambda view: None))
+        outcome: Outcome | None = None
+        failed = ""  # why it failed: the log's line
         try:
-            outcome = VERBS.execute(trainer, command, Job(self._on_progress, self.worker.stop_job.is_set, force))
+            outcome = VERBS.execute(trainer, command, job)
         except CharMLPError as e:
-            self._log(f"{command}: {e}", error=True)
-            return
+            failed = f"{command}: {e}"
         except Exception as e:  # a bug must not kill the thread that owns the model
-            self._log(f"{command}: internal error {type(e).__name__}: {e}", error=True)
-            return
+            failed = f"{command}: internal error {type(e).__name__}: {e}"
         finally:
             if verb.long:
-                p, job = self._job_progress, str(command)
-                self._job, self._last_job = None, (job, p.done if p else 0, p.total if p else 0)
+                p, job_text = self._job_progress, str(command)
+                self._job, self._last_job = None, (job_text, p.done if p else 0, p.total if p else 0)
+            if search is not None:  # its end, once: with the outcome, or why it failed
+                self._search = None
+                search.end(outcome, failed)
+        if outcome is None:
+            self._log(failed, error=True)
+            return
         self._log(outcome.summary, error=bool(outcome.run and outcome.run.divergence))
         if outcome.run is not None and outcome.run.steps:
             self._evaluate_now()  # before the save: the run's last evaluation is kept with it
@@ -217,9 +230,11 @@ class _Session:
             elif not isinstance(command, Refresh):  # a status follows below anyway
                 self._apply(command, during_job=True)
         self._job_progress = progress
-        if progress.kind == "run" and (line := self.keeper.on_chunk(self.trainer, progress.elapsed_s)) is not None:
+        if self._search is not None:  # core.search keeps each trial's run and evaluates it at its rungs only
+            self.facts = trial_facts(self.facts, self.trainer, self.keeper.label())
+        elif progress.kind == "run" and (line := self.keeper.on_chunk(self.trainer, progress.elapsed_s)) is not None:
             self._log(line, error=True)
-        if progress.kind == "run" and self.settings.eval_every_s > 0:
+        if progress.kind == "run" and self.settings.eval_every_s > 0 and self._search is None:
             # evaluation costs at most ~5% of the time: never sooner than 20x its own duration
             if time.monotonic() - self._last_eval >= max(self.settings.eval_every_s, 20 * self._eval_cost):
                 self._evaluate_now()
