@@ -26,7 +26,6 @@ from textual.widgets import Footer, Label, RichLog
 from core.actions import Action
 from core.verbs import VERBS
 from tui import keys
-from tui.app_dialogs import DialogActions
 from tui.charts import EmbeddingChart, SweepChart, TrainingChart
 from tui.messages import (Command, GridFinished, Logged, LrStep, OpenRun, StateChanged, SweepFinished, TrainerFailed,
                           TrainerReady, TrainingStatus)
@@ -35,6 +34,7 @@ from tui.panels import ProgressRow, StatusPanel
 from tui.screens import clean_paste, printable
 from tui.settings import Settings
 from tui.terminal import PasteSafeDriver
+from tui.tune_app import TUNE_ACTIONS, TuneActions
 from tui.worker import TrainerWorker
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
 CHART_INTERVAL_S = 1.0  # during a job: every UI redraw takes the GIL from the training thread
 
 
-class CharMLPApp(DialogActions):
+class CharMLPApp(TuneActions):
     TITLE = "charmlp-tui"
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {TrainerCommands}
@@ -246,6 +246,8 @@ class CharMLPApp(DialogActions):
         return self.sweeps[-1].suggested_exponent if self.last_finder == "sweep" else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in TUNE_ACTIONS:
+            return self.check_tune(action)
         key = keys.BY_NAME.get(action)
         if key is None or (key.verb is None and action != "stop"):  # Textual's own, or no model needed
             return True

@@ -82,6 +82,11 @@ KEYS = (
         "n", footer=False, verb="new"),
     Key("R", "runs", "runs", "the stored runs: compare, overlay their curves, open, rename, delete, export", "R",
         footer=False),
+    Key("T", "tune", "tune", "hyperparameter search: trials, steps, a timeout, the study and the search space's ranges "
+        "in a dialog; each trial is a run, the best is opened after (while a search runs: its trials screen)", "T",
+        footer=False, verb="tune"),
+    Key("t", "trials", "trials", "the trials of the search running now, or of the latest one in this session", "t",
+        footer=False),
     Key("ctrl+s", "save", "save", "save a checkpoint", "ctrl+s", footer=False, verb="save"),
     Key("ctrl+o", "load", "load", "load a checkpoint", "ctrl+o", footer=False, verb="load"),
     Key("ctrl+e", "export", "export", "export this session as a script that --headless --script-file replays", "ctrl+e",
@@ -111,6 +116,15 @@ RUNS_KEYS = (
         "and evaluations", "E"),
     Key("c,escape", "close", "close", "close; the selected runs' dev curves (train dotted) are overlaid on the "
         "training chart", "c / escape"),
+)
+
+# inside the trials screen (T, t; tui.tune_screen)
+TRIALS_KEYS = (
+    Key("escape", "stop", "stop / close", "stop the search at the next chunk boundary (the running trial fails, the "
+        "finished ones stay, the best is opened); once it has ended: close", "escape"),
+    Key("c", "close", "close", "close: the search goes on (T or t brings this screen back)", "c"),
+    Key("enter", "open", "open", "open the run of the trial under the cursor: it resumes at its step (not while a "
+        "job runs)", "enter", priority=True),
 )
 
 

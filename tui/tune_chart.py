@@ -1,0 +1,75 @@
+"""The trials screen's chart: each trial's exact dev loss against its number (plotext, as tui.charts).
+
+A complete trial is a point at its final dev loss; a pruned (or failed, or running) one at the last
+value it reported, marked otherwise: it stopped at an earlier rung, so it is not the same measure.
+The y axis is fitted to the complete trials, where the comparison is; a trial far above them sits on
+the top edge as ▲. A line marks the best so far.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import plotext
+from rich.text import Text
+
+from tui.charts import MIN_HEIGHT, MIN_WIDTH, Chart, _line, _new_figure
+
+if TYPE_CHECKING:
+    from core.search_view import SearchView
+
+COMPLETE, PRUNED, RUNNING, BEST = "green", "bright_black", "yellow", "cyan"
+MARKS = {"complete": ("●", COMPLETE), "pruned": ("×", PRUNED), "failed": ("×", "red"), "running": ("◆", RUNNING)}
+ABOVE = "▲"  # a last value above the chart's top
+
+
+def _limits(points: list[tuple[int, float, str]]) -> tuple[float, float]:
+    """The y range: the complete trials' with a margin as wide again, at least a tenth of their worst (all of
+    them while none is complete)."""
+    done = [v for _, v, state in points if state == "complete"] or [v for _, v, _ in points]
+    low, high = min(v for _, v, _ in points), max(done)
+    span = max(high - min(done), 0.1 * high)
+    return low - 0.05 * span, high + span
+
+
+class TrialsChart(Chart):
+    LEGEND = (f"[{COMPLETE}]● complete[/] · [{PRUNED}]× pruned: last rung[/] · [{RUNNING}]◆ running[/] · "
+              f"{ABOVE} above · [{BEST}]─ best[/]")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.view: SearchView | None = None
+        self.border_title = "dev loss by trial"
+        self.border_subtitle = self.LEGEND
+
+    def show(self, view: SearchView) -> None:
+        self.view = view
+        self.redraw()
+
+    def _draw(self) -> Text:
+        w, h = self.content_size.width, self.content_size.height
+        view = self.view
+        points = [(t.number, v, t.state) for t in (view.trials if view else ()) if (v := t.last_dev) is not None]
+        if not points:
+            return Text("No dev loss yet: the first comes at a trial's first rung.", style="dim")
+        if w < MIN_WIDTH or h < MIN_HEIGHT:
+            return Text("(too small)")
+        figure = _new_figure(w, h)
+        low, high = _limits(points)
+        figure.ruler("y").lim(low, high)
+        first, last = points[0][0], points[-1][0]
+        figure.ruler("x").lim(first - 0.5, last + 0.5)
+        ticks = sorted({n for n, _, _ in points})
+        step = max(1, len(ticks) * 6 // max(w, 1) + 1)  # about one tick label per 6 columns
+        figure.ruler("x").ticks(ticks[::step], [str(n) for n in ticks[::step]])
+        best = view.best if view else None
+        if best is not None and best.value is not None and last > first:
+            _line(figure, [first - 0.5, last + 0.5], [best.value] * 2, BEST)
+        for state, (symbol, color) in MARKS.items():
+            inside = [(n, v) for n, v, s in points if s == state and v <= high]
+            above = [(n, high) for n, v, s in points if s == state and v > high]
+            for marked, mark in ((inside, symbol), (above, ABOVE)):
+                if marked:
+                    marker = plotext.marker(mark, pixel=color)
+                    figure.draw(figure.signal([p[0] for p in marked], [p[1] for p in marked], marker=marker))
+        return Text.from_ansi(figure.build().string())
