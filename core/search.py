@@ -10,6 +10,7 @@ Optuna's storage hands out the trials, and its heartbeats fail a trial whose wor
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,7 +60,8 @@ def run_search(trainer: Trainer, keeper: RunKeeper, spec: StudySpec, job: Job,
     import optuna
 
     store = keeper.store
-    storage, shown = open_storage(spec.storage, store.path if store is not None else None)
+    storage, shown = open_storage(spec.storage, store.path if store is not None else None,
+                                  spec.study if spec.join else None)
     study = _open_study(storage, spec)
     keeper.finish(trainer)  # the session's own run is saved and released: the trials are new runs
     if not spec.join and not study.get_trials(deepcopy=False) and spec.space.holds(LECTURE):
@@ -68,14 +70,34 @@ def run_search(trainer: Trainer, keeper: RunKeeper, spec: StudySpec, job: Job,
     deadline = None if spec.timeout_s is None else time.monotonic() + spec.timeout_s
     search.deadline = deadline
     stopped = False
+    hook = threading.excepthook
+    threading.excepthook = _quiet_heartbeat(hook)
     try:
         study.optimize(search.objective, n_trials=spec.trials, timeout=spec.timeout_s, catch=(CharMLPError,),
                        gc_after_trial=False)
     except _Stopped:
         stopped = True
+    except Exception as e:  # the storage failed mid-search (a server gone, a file removed): one line
+        root: BaseException = e
+        while root.__context__ is not None:  # Optuna's own assertion stands on the database's error
+            root = root.__context__
+        raise SearchError(f"the study's storage {shown} failed: {_first_line(root)} (the finished trials are kept "
+                          "there and as runs)") from None
+    finally:
+        threading.excepthook = hook
     view = search.view()
     opened = _open_best(trainer, keeper, view) if open_best else None
     return Outcome(_summary(view, stopped, opened)), view
+
+
+def _quiet_heartbeat(hook: Callable[[threading.ExceptHookArgs], object]) -> Callable[[threading.ExceptHookArgs], None]:
+    """Optuna's heartbeat thread dies with a traceback when the storage goes away; the search
+    itself then fails with one line, so that thread's death is not printed."""
+    def quiet(args: threading.ExceptHookArgs) -> None:
+        if args.thread is None or "heartbeat" not in args.thread.name:
+            hook(args)
+
+    return quiet
 
 
 def _open_study(storage: Any, spec: StudySpec) -> optuna.Study:
@@ -89,9 +111,6 @@ def _open_study(storage: Any, spec: StudySpec) -> optuna.Study:
             return optuna.load_study(study_name=spec.study, storage=storage, sampler=sampler, pruner=pruner)
         return optuna.create_study(study_name=spec.study, storage=storage, sampler=sampler, pruner=pruner,
                                    direction="minimize", load_if_exists=True)
-    except KeyError:
-        raise SearchError(f"no study named {spec.study!r} in that storage; start it with `charmlp-tui tune "
-                          f"--study {spec.study}` first") from None
     except Exception as e:  # the storage's driver errors (SQLAlchemy's): one line
         raise SearchError(f"cannot open study {spec.study!r}: {_first_line(e)}") from None
 

@@ -38,19 +38,26 @@ def shown_url(url: str) -> str:
         return printable(url.split("@")[-1]) if "@" in url else printable(url)
 
 
-def open_storage(url: str | None, runs_path: Path | None) -> tuple[Any, str]:
-    """(the storage, how to show it); SearchError in one line when it cannot be used."""
+def open_storage(url: str | None, runs_path: Path | None, study: str | None = None) -> tuple[Any, str]:
+    """(the storage, how to show it); SearchError in one line when it cannot be used, or (study
+    given: a worker joining) when it holds no such study — then no file is left behind either."""
     import optuna
 
     logging.getLogger("sqlalchemy").setLevel(logging.ERROR)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial is reported by the caller, a failure's why too
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: experimental in 5.0
-    url = url or default_url(runs_path)
+    url = default_url(runs_path) if url is None else url
     shown = shown_url(url)
     if "://" not in url:
-        raise SearchError(f"--storage {shown}: not a storage URL (sqlite:///PATH, postgresql://USER@HOST/DB, …)")
+        raise SearchError(f"--storage {shown or repr(url)}: not a storage URL (sqlite:///PATH, postgresql://USER@HOST/DB, …)")
+    if url.startswith("sqlite:") and (not url.startswith("sqlite:///") or url.rstrip("/") == "sqlite:"
+                                      or ":memory:" in url):
+        raise SearchError(f"--storage {shown}: an in-memory study is neither kept nor shared; give a file, "
+                          "sqlite:///PATH")
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):])
+        if study is not None and not path.exists():
+            raise SearchError(_missing(study, shown))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -65,7 +72,13 @@ def open_storage(url: str | None, runs_path: Path | None) -> tuple[Any, str]:
                                              heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
     except Exception as e:  # SQLAlchemy's and the drivers' errors: a bad URL, no driver, no server
         raise SearchError(f"--storage {shown}: {_reason(e)}") from None
+    if study is not None and study not in {s.study_name for s in storage.get_all_studies()}:
+        raise SearchError(_missing(study, shown))
     return storage, shown
+
+
+def _missing(study: str, shown: str) -> str:
+    return f"no study named {study!r} in {shown}; start it with `charmlp-tui tune --study {study}` first"
 
 
 def _reason(e: BaseException) -> str:

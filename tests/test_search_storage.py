@@ -31,6 +31,9 @@ BAD = {
     "password, server refuses": ["--storage", f"postgresql://nobody:{PASSWORD}@127.0.0.1:1/db"],
     "password, bad port": ["--storage", f"postgresql://nobody:{PASSWORD}@127.0.0.1:notaport/db"],
     "worker, no such study": ["--worker", "--study", "missing"],
+    "empty": ["--storage", ""],
+    "in memory": ["--storage", "sqlite://"],
+    "in memory, named": ["--storage", "sqlite:///:memory:"],
 }
 
 
@@ -60,3 +63,25 @@ def test_a_storage_that_cannot_be_used_is_one_line_and_nothing_made(args, tmp_pa
     assert runs_in(runs) == 0, shown
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob(f"{STUDIES_FILE}*"))
     assert left == [], f"studies file(s) left where there were none: {left}\n{shown}"
+
+
+def test_a_storage_lost_mid_search_is_one_line_and_the_trial_run_kept(tmp_path, small_file):
+    """The study's SQLite file removed while a trial trains: one line, exit 2, the trial's run saved."""
+    import time
+
+    studies, runs = tmp_path / "s.db", tmp_path / "runs.db"
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "tune", "--storage", f"sqlite:///{studies}",
+                             "--steps", "5000000", "--data", str(small_file), "--runs-db", str(runs)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=tune_env(tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        while runs_in(runs) == 0 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        studies.unlink()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2 and stdout == "", stderr
+    [line] = [x for x in stderr.splitlines() if x.startswith("charmlp-tui:")]
+    assert "the study's storage" in line and "failed: attempt to write a readonly database" in line
+    assert "Traceback" not in stderr and runs_in(runs) == 1

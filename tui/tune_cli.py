@@ -113,7 +113,7 @@ def _tune(spec, data: DataConfig, args: argparse.Namespace, err: Console, stop: 
     from core.session import open_session
 
     try:
-        open_storage(spec.storage, args.runs_db)  # a bad URL: one line before the data is read
+        open_storage(spec.storage, args.runs_db, spec.study if spec.join else None)  # one line before the data is read
         with err.status("loading data and building the dataset…"):
             trainer, keeper, lines = open_session(data, ModelConfig(), TrainConfig(), None, args.keep_runs,
                                                   args.runs_db, None, None, partial(rebuild_argv, data))
