@@ -7,7 +7,7 @@ import asyncio
 import time
 
 import pytest
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 from app_helpers import app_settings, log_text, settle, trainer_of
 from core.search_space import DIMS
@@ -128,6 +128,7 @@ async def test_a_tiny_study_runs_to_the_end_and_opens_its_best_run(tune_app, db)
         assert "┤" in str(screen.query_one(TrialsChart).render())  # drawn
         # the main screen now shows the best trial's run
         assert app.status.facts.run == best.run and app.status.job is None
+        assert str(app.query_one("#rate", Label).render()) == "done: tune trials=3 steps=600 study=tiny"
         trainer = await trainer_of(app)
         params = dict(best.params)
         assert (trainer.model_config.block_size, trainer.model_config.hidden) == (params["block"], params["hidden"])
@@ -186,6 +187,9 @@ async def test_escape_stops_the_search_and_keeps_the_finished_trials(tune_app, d
         kept = stored_names(db)
         assert {t.run for t in view.trials[:-1]} <= kept
         assert app.status.job is None and app.status.facts.run == view.best.run
+        ran = len(states) - 1  # this search's finished trials (the study is new)
+        assert str(app.query_one("#rate", Label).render()) == (
+            f"stopped: tune trials=60 steps=2000 study=long after {ran:,}")
         await pilot.press("escape")  # ended: closes
         await pilot.pause()
         assert not isinstance(app.screen, TrialsScreen)
@@ -224,7 +228,8 @@ def test_search_views_are_posted_at_a_bounded_rate_and_the_end_once(monkeypatch)
     posts(view("complete", "running", dev=3))
     assert len(posted) == 3 and all(isinstance(m, SearchUpdated) for m in posted)
     last = view("complete", "pruned")
-    posts.end(Outcome("tune s: done", search=last))
-    posts.end(None, "twice")  # once only
-    assert len(posted) == 4 and isinstance(posted[-1], SearchEnded)
+    assert posts.end("tune", Outcome("tune s: done", search=last)) == ("tune", 2, 2)  # "done: tune"
+    assert posts.end("tune", Outcome("tune s: stopped", search=last), stopped=True) == ("tune", 1, 2)
+    assert posts.end("tune", None, "failed") == ("tune", 0, 0)
+    assert len(posted) == 4 and isinstance(posted[-1], SearchEnded)  # once only
     assert (posted[-1].view, posted[-1].line, posted[-1].error) == (last, "tune s: done", False)

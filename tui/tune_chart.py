@@ -24,16 +24,16 @@ ABOVE = "▲"  # a last value above the chart's top
 
 
 def _limits(points: list[tuple[int, float, str]]) -> tuple[float, float]:
-    """The y range: the complete trials' with a margin as wide again, at least a tenth of their worst (all of
-    them while none is complete)."""
+    """The y range: the complete trials' with a margin as wide again, at least 3% of their worst (all of them
+    while none is complete): close complete trials stay apart, the pruned ones mostly sit on the top edge."""
     done = [v for _, v, state in points if state == "complete"] or [v for _, v, _ in points]
     low, high = min(v for _, v, _ in points), max(done)
-    span = max(high - min(done), 0.1 * high)
+    span = max(high - min(done), 0.03 * high)
     return low - 0.05 * span, high + span
 
 
 class TrialsChart(Chart):
-    LEGEND = (f"[{COMPLETE}]● complete[/] · [{PRUNED}]× pruned: last rung[/] · [{RUNNING}]◆ running[/] · "
+    LEGEND = (f"[{COMPLETE}]● complete[/] · [{PRUNED}]× pruned[/] · [{RUNNING}]◆ running[/] · "
               f"{ABOVE} above · [{BEST}]─ best[/]")
 
     def __init__(self, **kwargs: Any) -> None:

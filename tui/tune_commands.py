@@ -43,24 +43,31 @@ class SearchPosts:
         self.last: SearchView | None = None  # the latest view seen, posted or not
         self._shown: tuple[tuple[int, str], ...] | None = None
         self._posted_at = -float("inf")
+        self.first: int | None = None  # the first trial this search ran (the study may hold earlier ones)
         self.ended = False
 
     def __call__(self, view: SearchView) -> None:
         self.last = view
+        if self.first is None:
+            self.first = next((t.number for t in view.trials if t.state == "running"), None)
         now, shape = time.monotonic(), _shape(view)
         if now - self._posted_at >= (CHANGE_INTERVAL_S if shape != self._shown else SEARCH_INTERVAL_S):
             self._shown, self._posted_at = shape, now
             self.post(SearchUpdated(view))
 
-    def end(self, outcome: Outcome | None, line: str = "") -> None:
-        """The search returned (outcome: its view and summary) or failed (`line` says why)."""
-        if self.ended:
-            return
-        self.ended = True
-        if outcome is not None:
-            self.post(SearchEnded(outcome.search or self.last, outcome.summary))
-        else:
-            self.post(SearchEnded(self.last, line, error=True))
+    def end(self, job: str, outcome: Outcome | None, line: str = "", stopped: bool = False) -> tuple[str, int, int]:
+        """The search returned (outcome: its view and summary) or failed (`line` says why); what the progress
+        row says of it (TrainingStatus.last_job), counted in trials: done, or stopped after the finished ones."""
+        view = outcome.search or self.last if outcome is not None else self.last
+        if not self.ended:
+            self.ended = True
+            self.post(SearchEnded(view, outcome.summary, False) if outcome is not None else
+                      SearchEnded(view, line, error=True))
+        if outcome is None or view is None:
+            return job, 0, 0  # "refused (see the log)"
+        ran = [t for t in view.trials if self.first is not None and t.number >= self.first]  # not earlier sessions'
+        finished = sum(t.state in ("complete", "pruned", "failed") for t in ran) - (1 if stopped else 0)
+        return job, finished, finished + (1 if stopped else 0)
 
 
 def refusal(command: object, job: str) -> str:

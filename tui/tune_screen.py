@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from core.search_view import SearchView, TrialView
     from tui.messages import Command, SearchEnded
 
-WIDE = 170  # from this many columns the chart stands beside the table, not under it
-RUN_WIDTH, NOTE_WIDTH = 16, 40  # longer names and notes are cut in the table (the line under it has them whole)
+RUN_WIDTH, NOTE_WIDTH = 16, 34  # longer names and notes are cut in the table (the line under it has them whole)
+CHART_BESIDE = 40  # the chart's columns at the least beside the table, where the screen is that wide
 STATE_STYLES = {"complete": "green", "pruned": "dim", "failed": "red", "running": "bold yellow", "waiting": "dim"}
 Cell = tuple[str, str, bool]  # text, style, right-justified
 
@@ -67,6 +67,7 @@ COLUMNS: tuple[tuple[str, int, bool], ...] = (
     *((d.key, _width(d), True) for d in DIMS),
     ("time", 6, True), ("run", RUN_WIDTH, False), ("note", NOTE_WIDTH, False),
 )
+TABLE_WIDTH = sum(width + 2 for _, width, _ in COLUMNS) + 2  # each cell padded by one on each side; the scrollbar
 
 
 def cells(trial: TrialView, best: int | None) -> tuple[Cell, ...]:
@@ -89,7 +90,7 @@ def best_line(view: SearchView | None) -> str:
     if best is None or best.value is None:
         return "best: none yet (a trial counts once it has trained all its steps)"
     run = f" · run {best.run}" if best.run else ""
-    return f"★ best: trial {best.number} · dev {best.value:.4f} · {best.describe()}{run}"
+    return f"★ best: trial {best.number} · dev {best.value:.4f}{run} · {best.describe()}"
 
 
 class TrialsScreen(Dialog[None]):
@@ -109,8 +110,9 @@ class TrialsScreen(Dialog[None]):
         padding: 0 1;
         color: $text-success;
         text-style: bold;
-        height: auto;
-        max-height: 2;
+        height: 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     TrialsScreen #trials-body {
         layout: vertical;
@@ -127,9 +129,12 @@ class TrialsScreen(Dialog[None]):
         height: 45%;
         min-height: 7;
     }
+    TrialsScreen #trials-body.beside DataTable {
+        width: auto;
+    }
     TrialsScreen #trials-body.beside #trials-chart {
         height: 1fr;
-        width: 40%;
+        width: 1fr;
     }
     TrialsScreen #trials-detail, TrialsScreen #trials-note {
         padding: 0 1;
@@ -143,7 +148,7 @@ class TrialsScreen(Dialog[None]):
     }
     TrialsScreen #trials-note {
         height: auto;
-        max-height: 3;
+        max-height: 2;
     }
     TrialsScreen #trials-note.error {
         color: $text-error;
@@ -180,7 +185,7 @@ class TrialsScreen(Dialog[None]):
             self.end(self.ended)
 
     def on_resize(self, event: Resize) -> None:
-        self.query_one("#trials-body").set_class(event.size.width >= WIDE, "beside")
+        self.query_one("#trials-body").set_class(event.size.width >= TABLE_WIDTH + CHART_BESIDE, "beside")
 
     # ---- what the worker posts (through the app) ---------------------------------------------
     @property

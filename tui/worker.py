@@ -197,9 +197,9 @@ class _Session:
             if verb.long:
                 p, job_text = self._job_progress, str(command)
                 self._job, self._last_job = None, (job_text, p.done if p else 0, p.total if p else 0)
-            if search is not None:  # its end, once: with the outcome, or why it failed
+            if search is not None:  # its end, once: with the outcome, or why it failed; counted in trials
                 self._search = None
-                search.end(outcome, failed)
+                self._last_job = search.end(str(command), outcome, failed, self.worker.stop_job.is_set())
         if outcome is None:
             self._log(failed, error=True)
             return
