@@ -279,7 +279,7 @@ class RunKeeper:
         """The current run ends here (a search's trial is over, another is about to start): saved, released."""
         line = self._save(trainer)
         self._release()
-        self.run = self._pending = None
+        self.run = self._pending = self._pending_name = None
         return line
 
     def close(self, trainer: Trainer) -> str | None:

@@ -87,6 +87,8 @@ def run_search(trainer: Trainer, keeper: RunKeeper, spec: StudySpec, job: Job,
         threading.excepthook = hook
     view = search.view()
     opened = _open_best(trainer, keeper, view) if open_best else None
+    if open_best and opened is None:  # no best to open: the last trial's run stays open, kept as before
+        _reopen(trainer, keeper, search.last_run)
     return Outcome(_summary(view, stopped, opened)), view
 
 
@@ -128,6 +130,7 @@ class _Search:
         self.storage, self.on_view = storage, on_view
         self.deadline: float | None = None
         self.current: TrialView | None = None
+        self.last_run: str | None = None  # the run of the latest trial this process started
 
     def view(self) -> SearchView:
         return view_of(self.spec.study, self.storage, self.study.get_trials(deepcopy=False), self.current)
@@ -141,6 +144,7 @@ class _Search:
         recipe = spec.space.suggest(trial, t.model_config.seed)
         started = time.monotonic()
         run_name = self._free_name(f"{spec.study}-{trial.number}")
+        self.last_run = run_name
         self.current = TrialView(trial.number, "running", tuple(sorted(trial.params.items())), (), None, 0.0,
                                  run_name, "")
         self.on_view(self.view())
@@ -257,6 +261,17 @@ def _open_best(trainer: Trainer, keeper: RunKeeper, view: SearchView) -> str | N
     except CharMLPError:
         return None  # made on another machine, or deleted: the study still says what it was
     return best.run
+
+
+def _reopen(trainer: Trainer, keeper: RunKeeper, run: str | None) -> None:
+    """The trainer holds the last trial's model: open its run again, so that training on is kept."""
+    if run is not None and keeper.store is not None:
+        try:
+            keeper.switch_to(trainer, run)
+            return
+        except CharMLPError:
+            pass
+    keeper.start(trainer)  # a new run of the model as it stands (none if the store is off)
 
 
 def _summary(view: SearchView, stopped: bool, opened: str | None) -> str:

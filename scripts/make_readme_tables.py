@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))  # the declarations, also from a checkout that was
 
 from core.search_space import DIMS  # noqa: E402
 from core.verbs import VERBS  # noqa: E402
-from tui.keys import KEYS, RUNS_KEYS, Key  # noqa: E402
+from tui.keys import KEYS, RUNS_KEYS, TRIALS_KEYS, Key  # noqa: E402
 from tui.runs_cli import build_parser as build_runs_parser  # noqa: E402
 from tui.settings import build_parser  # noqa: E402
 from tui.tune_cli import build_parser as build_tune_parser  # noqa: E402
@@ -107,6 +107,7 @@ def faults_table() -> str:
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "keys": ("tui/keys.py", keys_table),
     "runs-keys": ("tui/keys.py", lambda: keys_table(RUNS_KEYS)),
+    "trials-keys": ("tui/keys.py", lambda: keys_table(TRIALS_KEYS)),
     "runs-commands": ("tui/runs_cli.py", runs_commands_table),
     "actions": ("core/verbs.py", actions_table),
     "flags": ("tui/settings.py", flags_table),

@@ -161,3 +161,32 @@ def test_help_lists_every_dimension_of_the_space():
     for d in DIMS:
         assert f"{d.key} " in out.stdout and d.text in out.stdout
     assert shlex.split("--worker --study --storage --trials --timeout --steps --json")[0] in out.stdout
+
+
+def test_a_search_stopped_before_any_best_leaves_the_last_trial_open_and_kept(tmp_path, small_file):
+    """Nothing to open (stopped in the first trial): the model it stopped on stays, as its run, so
+    training on is kept there."""
+    from core.actions import Job
+    from core.config import DataConfig, ModelConfig, TrainConfig
+    from core.search import StudySpec, run_search
+    from core.session import open_session
+    from tui.settings import rebuild_argv
+
+    data = DataConfig(path=small_file)
+    trainer, keeper, _ = open_session(data, ModelConfig(), TrainConfig(), None, True, tmp_path / "runs.db", None,
+                                      None, lambda m, t, load: rebuild_argv(data, m, t, load))
+    steps: list[int] = []
+    job = Job(on_progress=lambda p: steps.append(p.step), should_stop=lambda: len(steps) >= 3)
+    outcome, view = run_search(trainer, keeper, StudySpec(study="stop", trials=2, steps=100_000), job)
+    assert "(stopped)" in outcome.summary and view.best is None and view.counts()["failed"] == 1
+    assert keeper.run is not None and keeper.run.name == "stop-0" and trainer.step == keeper.run.steps > 0
+    stopped_at = trainer.step
+    trainer.run(100)
+    keeper.close(trainer)
+    from core.store import RunStore
+
+    store = RunStore(tmp_path / "runs.db")
+    try:
+        assert store.get("stop-0").steps == stopped_at + 100 and [r.name for r in store.runs()] == ["stop-0"]
+    finally:
+        store.close()

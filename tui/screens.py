@@ -21,7 +21,7 @@ from core.errors import CharMLPError
 from core.files import resolved
 from core.ranges import MAX_SNAPSHOTS
 from core.verbs import VERBS
-from tui.keys import KEYS, RUNS_KEYS
+from tui.keys import KEYS, RUNS_KEYS, TRIALS_KEYS
 from tui.messages import SnapshotRow
 
 ResultType = TypeVar("ResultType")
@@ -53,6 +53,7 @@ def help_text() -> Content:
     """The help as styled text (a Markdown widget is slow to open over SSH), from tui.keys and core.verbs."""
     keys = [(f"  {key.shown:<16} ", "bold $accent") for key in KEYS]
     runs_keys = [(f"  {key.shown:<16} ", "bold $accent") for key in RUNS_KEYS]
+    trials_keys = [(f"  {key.shown:<16} ", "bold $accent") for key in TRIALS_KEYS]
     verbs = [(f"  {verb.usage:<24} ", "bold $accent") for verb in VERBS]
     sweep, decay = VERBS["sweep"].values(Action("sweep")), VERBS["decay"].values(Action("decay"))
     return Content.assemble(
@@ -65,6 +66,8 @@ def help_text() -> Content:
         *[part for styled, key in zip(keys, KEYS) for part in (styled, f"{key.help}\n")],
         ("\nIn the runs screen (R)\n", "bold"),
         *[part for styled, key in zip(runs_keys, RUNS_KEYS) for part in (styled, f"{key.help}\n")],
+        ("\nIn the trials screen of a search (T)\n", "bold"),
+        *[part for styled, key in zip(trials_keys, TRIALS_KEYS) for part in (styled, f"{key.help}\n")],
         ("\nFinding a learning rate\n", "bold"),
         f"  1. s sweeps the LR from 10^{sweep['start']:g} to 10^{sweep['end']:g}, one step each, and marks a "
         "suggestion.\n"
