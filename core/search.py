@@ -131,9 +131,15 @@ class _Search:
         self.deadline: float | None = None
         self.current: TrialView | None = None
         self.last_run: str | None = None  # the run of the latest trial this process started
+        self._last: SearchView | None = None  # the latest view read from the storage
 
-    def view(self) -> SearchView:
-        return view_of(self.spec.study, self.storage, self.study.get_trials(deepcopy=False), self.current)
+    def view(self, read: bool = True) -> SearchView:
+        """The study as the storage has it (read), or the last read with the running trial's new rungs:
+        reading every trial at every rung would cost O(trials) a rung, and the storage is shared."""
+        if read or self._last is None:
+            self._last = view_of(self.spec.study, self.storage, self.study.get_trials(deepcopy=False), self.current)
+            return self._last
+        return view_of(self.spec.study, self.storage, self._last.trials, self.current)
 
     def objective(self, trial: optuna.Trial) -> float:
         import optuna
@@ -236,7 +242,7 @@ class _Search:
         points = tuple((p.step, p.dev) for p in self.trainer.evals if p.dev is not None)
         self.current = TrialView(trial.number, "running", tuple(sorted(trial.params.items())), points,
                                  None, time.monotonic() - started, self.current.run, "")
-        self.on_view(self.view())
+        self.on_view(self.view(read=False))
 
     def _free_name(self, name: str) -> str | None:
         """The trial's run name, or a free one beside it (another study of that name made the first)."""

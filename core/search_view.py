@@ -65,9 +65,9 @@ def trial_view(trial: Any) -> TrialView:
                      attrs.get("run"), str(attrs.get("note", "")))
 
 
-def view_of(study: str, storage: str, trials: list[Any], current: TrialView | None) -> SearchView:
-    """The study's trials (a running one here shown with its latest rungs)."""
-    rows = [trial_view(t) for t in trials]
+def view_of(study: str, storage: str, trials: list[Any] | tuple[TrialView, ...], current: TrialView | None) -> SearchView:
+    """The study's trials (Optuna's, or the rows of an earlier view), a running one here shown with its latest rungs."""
+    rows = [t if isinstance(t, TrialView) else trial_view(t) for t in trials]
     if current is not None:
         rows = [current if r.number == current.number else r for r in rows]
     done = [r for r in rows if r.value is not None]
