@@ -56,3 +56,29 @@ async def wait_for_error(app, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while "error" not in log_text(app) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
+
+
+def stored_names(db: Path) -> list[str]:
+    """The names of the runs a store holds, oldest first."""
+    from core.store import RunStore
+
+    store = RunStore(db)
+    try:
+        return [r.name for r in store.runs()]
+    finally:
+        store.close()
+
+
+async def until(pilot, condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.02)
+    await pilot.pause()
+
+
+def field(app, key: str):
+    from textual.widgets import Input
+
+    return app.screen.query_one(f"#field-{key}", Input)

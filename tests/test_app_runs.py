@@ -3,16 +3,13 @@ run store in tmp_path (--runs-db)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 
 import pytest
 from textual.widgets import DataTable, Input, Label
 
-from app_helpers import app_settings, log_text, settle, start_long_run, trainer_of
+from app_helpers import app_settings, field, log_text, settle, start_long_run, stored_names, trainer_of, until
 from core.config import ModelConfig
-from core.store import RunStore
 from tui.app import CharMLPApp
 from tui.charts import TrainingChart
 from tui.new_run import NewRunScreen
@@ -28,27 +25,6 @@ def db(tmp_path):
 @pytest.fixture
 def runs_app(small_file, db):
     return CharMLPApp(app_settings(small_file, "--runs-db", str(db), "--run", "first"))
-
-
-def stored_names(db) -> list[str]:
-    store = RunStore(db)
-    try:
-        return [r.name for r in store.runs()]
-    finally:
-        store.close()
-
-
-async def until(pilot, condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.02)
-    await pilot.pause()
-
-
-def field(app, key: str) -> Input:
-    return app.screen.query_one(f"#field-{key}", Input)
 
 
 def label_text(app, selector: str) -> str:

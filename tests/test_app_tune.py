@@ -3,15 +3,11 @@ small data file with the run store (and the studies beside it) in tmp_path. Tiny
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
-from textual.widgets import DataTable, Input, Label, Static
+from textual.widgets import DataTable, Label, Static
 
-from app_helpers import app_settings, log_text, settle, trainer_of
+from app_helpers import app_settings, field, log_text, settle, stored_names, trainer_of, until
 from core.search_space import DIMS
-from core.store import RunStore
 from tui.app import CharMLPApp
 from tui.tune_chart import TrialsChart
 from tui.tune_dialog import TuneDialog
@@ -26,27 +22,6 @@ def db(tmp_path):
 @pytest.fixture
 def tune_app(small_file, db):
     return CharMLPApp(app_settings(small_file, "--runs-db", str(db), "--run", "first"))
-
-
-def stored_names(db) -> set[str]:
-    store = RunStore(db)
-    try:
-        return {r.name for r in store.runs()}
-    finally:
-        store.close()
-
-
-async def until(pilot, condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.02)
-    await pilot.pause()
-
-
-def field(app, key: str) -> Input:
-    return app.screen.query_one(f"#field-{key}", Input)
 
 
 def text_of(app, selector: str) -> str:
@@ -132,7 +107,7 @@ async def test_a_tiny_study_runs_to_the_end_and_opens_its_best_run(tune_app, db)
         trainer = await trainer_of(app)
         params = dict(best.params)
         assert (trainer.model_config.block_size, trainer.model_config.hidden) == (params["block"], params["hidden"])
-        assert stored_names(db) == {f"tiny-{n}" for n in range(3)}  # "first" had no step: not kept
+        assert set(stored_names(db)) == {f"tiny-{n}" for n in range(3)}  # "first" had no step: not kept
         await pilot.press("escape")  # ended: escape closes
         await pilot.pause()
         assert not isinstance(app.screen, TrialsScreen)
@@ -184,7 +159,7 @@ async def test_escape_stops_the_search_and_keeps_the_finished_trials(tune_app, d
         assert len(states) < 60 and states[-1] == "failed"  # the running trial failed
         assert all(s in finished for s in states[:-1]) and len(states) >= 2
         assert screen.query_one(DataTable).row_count == len(states)
-        kept = stored_names(db)
+        kept = set(stored_names(db))
         assert {t.run for t in view.trials[:-1]} <= kept
         assert app.status.job is None and app.status.facts.run == view.best.run
         ran = len(states) - 1  # this search's finished trials (the study is new)
