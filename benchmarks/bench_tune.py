@@ -2,14 +2,15 @@
 
     python benchmarks/bench_tune.py study   [--minutes 20] [--workers 2] [--steps 200000]
     python benchmarks/bench_tune.py pruning [--trials 16] [--steps 30000]
-    python benchmarks/bench_tune.py scaling [--seconds 240] [--steps 30000]
+    python benchmarks/bench_tune.py scaling [--seconds 240] [--steps 30000] [--same]
 
 study:   W worker processes search for M minutes on makemore's names.txt; prints the top trials as a
          Markdown table, then retrains the best from scratch with its recorded recipe (the run's flags
          and script, headless) and prints both dev losses.
 pruning: the same number of trials from the same sampler seed with successive halving and without
          (--no-prune): training steps and seconds per trial, and the ratio.
-scaling: one worker for S seconds, then two at once for S seconds: trials finished (complete or pruned).
+scaling: one worker for S seconds, then two at once for S seconds: trials finished (complete or pruned);
+         --same: every trial the lecture's recipe, unpruned, so each costs the same.
 Every figure comes from a real run; each study lives in a scratch folder.
 """
 
@@ -25,6 +26,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 NAMES = REPO.parent / "shared" / "data" / "names.txt"
+sys.path.insert(0, str(REPO))
+
+from core.search_space import LECTURE  # noqa: E402
 
 
 def tune(home: Path, study: str, *flags: str, worker: bool = False) -> subprocess.Popen[str]:
@@ -88,7 +92,6 @@ def study(args: argparse.Namespace) -> None:
 
 def replay(home: Path, run_name: str, searched: float) -> None:
     """Retrain the best trial from scratch with its recorded recipe: the run's flags and script."""
-    sys.path.insert(0, str(REPO))
     from core.store import RunStore
 
     store = RunStore(home / "runs.db")
@@ -122,10 +125,13 @@ def pruning(args: argparse.Namespace) -> None:
 
 
 def scaling(args: argparse.Namespace) -> None:
+    """--same: every trial the lecture's recipe, unpruned, so that each costs the same and the count
+    measures the workers (TPE's draws otherwise differ between the runs, and so do their costs)."""
     counts = []
+    same = [word for key, value in LECTURE.items() for word in ("--space", f"{key}={value}")] + ["--no-prune"]
     for n in (1, 2):
         home = Path(tempfile.mkdtemp(prefix="bench-tune-"))
-        workers(home, "bench", n, "--timeout", str(args.seconds), "--steps", str(args.steps))
+        workers(home, "bench", n, "--timeout", str(args.seconds), "--steps", str(args.steps), *(same if args.same else []))
         done = [t for t in trials(home, "bench") if t.state.name in ("COMPLETE", "PRUNED")]
         counts.append(len(done))
         print(f"{n} worker(s), {args.seconds} s: {len(done)} trials finished")
@@ -146,6 +152,7 @@ def main() -> None:
     c = sub.add_parser("scaling")
     c.add_argument("--seconds", type=int, default=240)
     c.add_argument("--steps", type=int, default=30_000)
+    c.add_argument("--same", action="store_true", help="every trial the lecture's recipe, unpruned")
     args = parser.parse_args()
     if not NAMES.exists():
         raise SystemExit(f"{NAMES} is missing: the benchmark reads makemore's names.txt from ../shared/data")
