@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.actions import Job, Outcome
+from core.checkpoint_fields import first_line
 from core.errors import CharMLPError, SearchError
 from core.keeping import RunKeeper
 from core.search_space import LECTURE, Recipe, Space
@@ -67,8 +68,6 @@ def run_search(trainer: Trainer, keeper: RunKeeper, spec: StudySpec, job: Job,
     if not spec.join and not study.get_trials(deepcopy=False) and spec.space.holds(LECTURE):
         study.enqueue_trial(dict(LECTURE), user_attrs={"note": "the lecture's configuration"})
     search = _Search(trainer, keeper, spec, job, study, shown, on_view)
-    deadline = None if spec.timeout_s is None else time.monotonic() + spec.timeout_s
-    search.deadline = deadline
     stopped = False
     hook = threading.excepthook
     threading.excepthook = _quiet_heartbeat(hook)
@@ -81,7 +80,7 @@ def run_search(trainer: Trainer, keeper: RunKeeper, spec: StudySpec, job: Job,
         root: BaseException = e
         while root.__context__ is not None:  # Optuna's own assertion stands on the database's error
             root = root.__context__
-        raise SearchError(f"the study's storage {shown} failed: {_first_line(root)} (the finished trials are kept "
+        raise SearchError(f"the study's storage {shown} failed: {first_line(root)} (the finished trials are kept "
                           "there and as runs)") from None
     finally:
         threading.excepthook = hook
@@ -114,7 +113,7 @@ def _open_study(storage: Any, spec: StudySpec) -> optuna.Study:
         return optuna.create_study(study_name=spec.study, storage=storage, sampler=sampler, pruner=pruner,
                                    direction="minimize", load_if_exists=True)
     except Exception as e:  # the storage's driver errors (SQLAlchemy's): one line
-        raise SearchError(f"cannot open study {spec.study!r}: {_first_line(e)}") from None
+        raise SearchError(f"cannot open study {spec.study!r}: {first_line(e)}") from None
 
 
 def rung_steps(steps: int) -> int:
@@ -128,7 +127,7 @@ class _Search:
                  storage: str, on_view: Callable[[SearchView], None]) -> None:
         self.trainer, self.keeper, self.spec, self.job, self.study = trainer, keeper, spec, job, study
         self.storage, self.on_view = storage, on_view
-        self.deadline: float | None = None
+        self.deadline = None if spec.timeout_s is None else time.monotonic() + spec.timeout_s
         self.current: TrialView | None = None
         self.last_run: str | None = None  # the run of the latest trial this process started
         self._last: SearchView | None = None  # the latest view read from the storage
@@ -290,9 +289,3 @@ def _summary(view: SearchView, stopped: bool, opened: str | None) -> str:
         return head + "; no trial finished yet"
     tail = f"; opened run {opened}" if opened else ""
     return f"{head}; best trial {best.number}: dev {best.value:.4f} ({best.describe()}){tail}"
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
