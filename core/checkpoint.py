@@ -62,7 +62,7 @@ def save_checkpoint(path: Path, state: TrainingState, exclusive: bool = False) -
         "format": FORMAT,
         "version": VERSION,
         "model": {"block_size": state.model.block_size, "emb_dim": state.model.emb_dim,
-                  "hidden": state.model.hidden, "seed": state.model.seed},
+                  "hidden": state.model.hidden, "seed": state.model.seed, "init": state.model.init},
         "vocab": state.vocab_chars,
         "params": {k: v.detach().clone() for k, v in state.params.as_dict().items()},
         "step": state.step,

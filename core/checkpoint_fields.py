@@ -24,6 +24,7 @@ VERSION = 1
 FIELDS = frozenset({"format", "version", "model", "vocab", "params", "step", "lr_exponent", "history", "evals",
                     "batch_rng_state"})
 MODEL_FIELDS = frozenset({"block_size", "emb_dim", "hidden", "seed"})
+INIT_FIELD = "init"  # optional: checkpoints from before it have the lecture's init
 HISTORY_FIELDS = frozenset({"lr", "loss"})
 RNG_BYTES = torch.Generator().get_state().numel()  # a CPU generator's state: mt19937 and its normal cache
 
@@ -57,9 +58,12 @@ def validate(shown: str, raw: object) -> TrainingState:
     model_fields = raw["model"]
     if not isinstance(model_fields, dict):
         raise bad(f"model is {_kind(model_fields)}, not a dict of its sizes")
-    _check_fields(model_fields, MODEL_FIELDS, "model ", bad)
+    init = model_fields.get(INIT_FIELD, "lecture")
+    _check_fields({k: v for k, v in model_fields.items() if k != INIT_FIELD}, MODEL_FIELDS, "model ", bad)
+    if init not in ranges.INITS:
+        raise bad(f"model init is {_kind(init)}, not {' or '.join(ranges.INITS)}")
     try:
-        model = ModelConfig(**{k: _whole(model_fields[k], f"model {k}", bad) for k in MODEL_FIELDS})
+        model = ModelConfig(**{k: _whole(model_fields[k], f"model {k}", bad) for k in MODEL_FIELDS}, init=init)
     except ConfigError as e:
         raise bad(str(e)) from None
     vocab = _vocab(raw["vocab"], bad)

@@ -21,12 +21,14 @@ class ModelConfig:
     emb_dim: int = 2  # width of each character's embedding (columns of C)
     hidden: int = 100  # neurons in the tanh hidden layer
     seed: int = LECTURE_SEED  # the init seed: the initial parameters (and, unless batch_seed is given, the minibatches)
+    init: str = "lecture"  # how they are drawn: core.ranges.INITS (core.model.init_params)
 
     def __post_init__(self) -> None:
         ranges.BLOCK_SIZE.check(self.block_size)
         ranges.EMB_DIM.check(self.emb_dim)
         ranges.HIDDEN.check(self.hidden)
         ranges.SEED.check(self.seed)
+        ranges.INIT.check(self.init)
 
     def n_params(self, vocab_size: int) -> int:
         """C + W1 + b1 + W2 + b2."""

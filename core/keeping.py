@@ -48,7 +48,7 @@ def resume_configs(run: RunRow) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     try:
         split = tuple(float(f) for f in run.split.split(","))
         data = DataConfig(path=Path(run.data_path) if run.data_path else None, split=(split[0], split[1], split[2]))
-        model = ModelConfig(run.block_size, run.emb_dim, run.hidden, run.init_seed)
+        model = ModelConfig(run.block_size, run.emb_dim, run.hidden, run.init_seed, run.init)
         return data, model, TrainConfig(batch_size=run.batch_size, lr_exponent=run.lr_exponent,
                                         batch_seed=run.batch_seed)
     except (ValueError, IndexError, ConfigError) as e:
@@ -105,7 +105,7 @@ class RunKeeper:
         self._pending = {
             "data_source": ds.source, "data_path": str(self.data.path.resolve()) if self.data.path else None,
             "data_digest": ds.words_digest, "split": ",".join(f"{f:g}" for f in self.data.split),
-            "block_size": m.block_size, "emb_dim": m.emb_dim, "hidden": m.hidden, "init_seed": m.seed,
+            "block_size": m.block_size, "emb_dim": m.emb_dim, "hidden": m.hidden, "init_seed": m.seed, "init": m.init,
             "batch_size": t.batch_size, "batch_seed": trainer.batch_seed, "vocab": ds.vocab.chars,
             "params": trainer.n_params, "lr_exponent": trainer.lr_exponent,
             "argv": json.dumps(self.argv),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -40,17 +41,31 @@ class Params:
         return all(bool(torch.isfinite(t).all()) for t in self.tensors())
 
 
+TANH_GAIN = 5 / 3  # Kaiming's gain for tanh (torch.nn.init.calculate_gain), as in makemore part 3
+
+
 def init_params(config: ModelConfig, vocab_size: int) -> Params:
-    """Bit-identical to the lecture for the same seed: randn draws C, W1, b1, W2, b2 in this order."""
+    """randn draws C, W1, b1, W2, b2 in this order: bit-identical to the lecture for the same seed.
+
+    init "scaled" (makemore part 3) scales the same draws: W1 by gain/sqrt(fan_in), so the hidden
+    pre-activations start with std ~5/3 at any width instead of sqrt(fan_in) (a plain randn layer
+    sits at tanh's flat ends, where its gradient vanishes, and more so the wider the context); b1
+    and W2 by 0.01 and b2 to 0, so the first softmax is near uniform, not confidently wrong."""
     g = torch.Generator().manual_seed(config.seed)
     fan_in = config.block_size * config.emb_dim
-    return Params(
+    params = Params(
         C=torch.randn((vocab_size, config.emb_dim), generator=g),
         W1=torch.randn((fan_in, config.hidden), generator=g),
         b1=torch.randn(config.hidden, generator=g),
         W2=torch.randn((config.hidden, vocab_size), generator=g),
         b2=torch.randn(vocab_size, generator=g),
     )
+    if config.init == "scaled":
+        params.W1.mul_(TANH_GAIN / math.sqrt(fan_in))
+        params.b1.mul_(0.01)
+        params.W2.mul_(0.01)
+        params.b2.zero_()
+    return params
 
 
 def forward_logits(params: Params, X: torch.Tensor) -> torch.Tensor:

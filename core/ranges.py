@@ -57,6 +57,23 @@ class FloatRange:
         return self.check(_finite(text, what or self.what), what)
 
 
+@dataclass(frozen=True)
+class Words:
+    """One of a few named alternatives."""
+
+    choices: tuple[str, ...]
+    what: str
+
+    def check(self, value: object, what: str | None = None) -> str:
+        if not isinstance(value, str) or value not in self.choices:
+            shown = f"{value[:40]!r}" if isinstance(value, str) else repr(value)
+            raise ConfigError(f"{what or self.what} must be {' or '.join(self.choices)}, got {shown}")
+        return value
+
+    def parse(self, text: str, what: str | None = None) -> str:
+        return self.check(text.strip().lower(), what)
+
+
 def _finite(text: str, what: str) -> float:
     try:
         value = float(text)
@@ -106,6 +123,10 @@ THREADS = IntRange(1, 256, "--threads")
 EVAL_EVERY_S = FloatRange(0, 3600, "--eval-every", hint="seconds")
 # 1e-8 .. 1e3: beyond this no experiment is meaningful
 LR_EXPONENT = FloatRange(-8.0, 3.0, "lr exponent", hint="(lr = 10**exp)")
+# how the parameters start (core.model.init_params): the lecture's plain randn, or makemore part 3's
+# scaled randn (the same draws) that keeps the tanh layer out of saturation and the softmax unsure
+INIT = Words(("lecture", "scaled"), "init")
+INITS = INIT.choices
 
 STEP = IntRange(0, 10**12, "step")  # a model's step count, as a checkpoint records it
 

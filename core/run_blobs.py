@@ -93,7 +93,8 @@ def read_state(run: RunRow, stored: StoredState, chunks: list[tuple[int, bytes, 
         at += n
     raw = {
         "format": FORMAT, "version": VERSION,
-        "model": {"block_size": run.block_size, "emb_dim": run.emb_dim, "hidden": run.hidden, "seed": run.init_seed},
+        "model": {"block_size": run.block_size, "emb_dim": run.emb_dim, "hidden": run.hidden, "seed": run.init_seed,
+                  "init": run.init},
         "vocab": run.vocab, "params": tensors, "step": stored.step, "lr_exponent": stored.lr_exponent,
         "history": {"lr": lr, "loss": loss},
         "evals": [[e.step, e.train, e.dev] for e in read_evals(stored.evals, shown)],

@@ -73,6 +73,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, name)
     );
     """,
+    # 3: how the parameters were drawn (core.ranges.INITS); runs from before it had the lecture's
+    """
+    ALTER TABLE runs ADD COLUMN init TEXT NOT NULL DEFAULT 'lecture';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -111,6 +115,7 @@ class RunRow:
     train_s: float
     test_loss: float | None
     test_step: int | None
+    init: str
 
     @property
     def shape(self) -> str:

@@ -18,7 +18,7 @@ from core.actions import Action, Arg, Job, Outcome, Registry, Verb
 from core.config import ModelConfig, TrainConfig
 from core.errors import ConfigError
 from core.reading import shown_path
-from core.search_space import DIMS, Space
+from core.search_space import DIMS, Dim, Space
 
 if TYPE_CHECKING:
     from core.trainer import Trainer
@@ -40,12 +40,13 @@ def _reset(t: Trainer, v: Values, job: Job) -> Outcome:
 def _new(t: Trainer, v: Values, job: Job) -> Outcome:
     m, given = t.model_config, {key: value for key, value in v.items() if value is not None}
     model = ModelConfig(given.get("block", m.block_size), given.get("emb", m.emb_dim), given.get("hidden", m.hidden),
-                        given.get("init_seed", m.seed))
+                        given.get("init_seed", m.seed), given.get("init", m.init))
     t.new_model(model, TrainConfig(given.get("batch", t.train_config.batch_size), t.lr_exponent,
                                    t.train_config.chunk_steps, given.get("batch_seed", t.batch_seed)))
     m = t.model_config
     return Outcome(f"new: block {m.block_size}, emb {m.emb_dim}, hidden {m.hidden}, batch {t.train_config.batch_size}, "
-                   f"init seed {m.seed}, batch seed {t.batch_seed}; {t.n_params:,} parameters, step {t.step}")
+                   f"init {m.init}, init seed {m.seed}, batch seed {t.batch_seed}; {t.n_params:,} parameters, "
+                   f"step {t.step}")
 
 
 def _lr(t: Trainer, v: Values, job: Job) -> Outcome:
@@ -179,7 +180,8 @@ VERBS = Registry([
          "block size rebuilds the dataset from the same words",
          _new, keywords=(Arg("N", "block", ranges.BLOCK_SIZE), Arg("N", "emb", ranges.EMB_DIM),
                          Arg("N", "hidden", ranges.HIDDEN), Arg("N", "batch", ranges.BATCH_SIZE),
-                         Arg("N", "init_seed", ranges.SEED), Arg("N", "batch_seed", ranges.SEED))),
+                         Arg("|".join(ranges.INITS), "init", ranges.INITS), Arg("N", "init_seed", ranges.SEED),
+                         Arg("N", "batch_seed", ranges.SEED))),
     Verb("lr", f"set the learning rate to 10**EXP (EXP from {ranges.LR_EXPONENT.low:g} to {ranges.LR_EXPONENT.high:g})", _lr, (Arg("EXP", "exponent", ranges.LR_EXPONENT),),
          mid_run=True),
     Verb("run", f"train N minibatch steps (1 to {ranges.RUN_STEPS.high:,})", _run, (Arg("N", "steps", ranges.RUN_STEPS),),
@@ -207,10 +209,12 @@ VERBS = Registry([
     Verb("load", "replace the model with a checkpoint's", _load, (Arg("PATH", "path", str),)),
     Verb("tune", "a hyperparameter search (Optuna: TPE, successive halving on the exact dev loss): TRIALS trials of "
          "STEPS steps each (default 20 trials of 50,000), or until TIMEOUT seconds; each trial is a run in the store, and the best is opened after; "
-         "a space key given as LO:HI narrows that range (" + ", ".join(f"{d.key} {d.text}" for d in DIMS) + ")",
+         "a space key given as LO:HI narrows that range, init=NAME[,NAME] its choices ("
+         + ", ".join(f"{d.key} {d.text}" for d in DIMS) + ")",
          _tune, keywords=(Arg("TRIALS", "trials", ranges.TUNE_TRIALS), Arg("STEPS", "steps", ranges.TUNE_STEPS, 50_000),
                           Arg("S", "timeout", ranges.TUNE_TIMEOUT_S), Arg("NAME", "study", ranges.STUDY_NAME, "search"),
-                          *(Arg("LO:HI", d.key, str) for d in DIMS)), long=True, check=_check_space),
+                          *(Arg("LO:HI" if isinstance(d, Dim) else "NAME", d.key, str) for d in DIMS)),
+         long=True, check=_check_space),
     Verb("engine", "what runs the training steps from here: torch's eager step or the compiled (native) one; they "
          "differ in float rounding. A session exported from the app says where it switched, so a replay switches "
          "there too", _engine, (Arg("|".join(ranges.ENGINES), "engine", ranges.ENGINES),)),

@@ -88,7 +88,7 @@ def flags_table(parser: argparse.ArgumentParser | None = None) -> str:
 
 def space_table() -> str:
     return table(("key", "default range", "scale", "what it is"),
-                 ((code(d.key), code(d.text), "log" if d.log else "linear", d.help) for d in DIMS))
+                 ((code(d.key), code(d.text), d.scale, d.help) for d in DIMS))
 
 
 def faults_table() -> str:

@@ -255,6 +255,8 @@ LIES = [  # (case, mutation of the checkpoint's dict, what the one line says)
     ("the model a list", _set("model", [3, 2, 100, 1]), "model is a list"),
     ("the model without its seed", _drop("model", "seed"), "missing model field seed"),
     ("the model with a dropout", _set("model", "dropout", 0.1), "unknown model field 'dropout'"),
+    ("an init no program draws", _set("model", "init", "kaiming"), "model init is 'kaiming', not lecture or scaled"),
+    ("an init that is a number", _set("model", "init", 1), "model init is 1, not lecture or scaled"),
     ("an extra field", _set("comment", "hi"), "unknown field 'comment'"),
     ("no evaluations", _drop("evals"), "missing field evals"),
     ("no generator state", _drop("batch_rng_state"), "missing field batch_rng_state"),
@@ -292,6 +294,15 @@ def test_edge_values_that_are_true_load_exactly(dataset, tmp_path):
     raw["lr_exponent"] = 3.0  # the ends of the range
     trainer.load(write(tmp_path / "edges.pt", raw))
     assert trainer.evals == [EvalPoint(0, None, None), EvalPoint(0, 0.0, 3.5)] and trainer.lr == 1000.0
+
+
+def test_a_checkpoint_from_before_init_was_recorded_loads_as_the_lectures(dataset, tmp_path):
+    trainer = Trainer(dataset, ModelConfig(init="scaled"))
+    raw = raw_of(trainer.save(tmp_path / "scaled.pt"))
+    assert raw["model"]["init"] == "scaled"
+    del raw["model"]["init"]  # as this program wrote them before the field existed
+    trainer.load(write(tmp_path / "old.pt", raw))
+    assert trainer.model_config.init == "lecture"
 
 
 def test_an_evaluation_a_rollback_left_past_the_step_is_not_saved(dataset, tmp_path):

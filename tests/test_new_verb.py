@@ -1,6 +1,6 @@
 """The `new` verb: a new model shape and seeds (a new run) without restarting the session.
 
-`new [block=N] [emb=N] [hidden=N] [batch=N] [init-seed=N] [batch-seed=N]`: keyword arguments
+`new [block=N] [emb=N] [hidden=N] [batch=N] [init=lecture|scaled] [init-seed=N] [batch-seed=N]`: keyword arguments
 (core.actions), each left out taking the current model's value; Trainer.new_model all or nothing;
 a new block size rebuilds the dataset from the words file, refused if the file changed."""
 
@@ -57,8 +57,9 @@ def assert_unchanged(trainer: Trainer, before: dict) -> None:
 
 # ---- the language ------------------------------------------------------------------------------
 def test_usage_and_defaults_come_from_the_declaration():
-    assert NEW.usage == "new [block=N] [emb=N] [hidden=N] [batch=N] [init-seed=N] [batch-seed=N]"
-    assert NEW.values(Action("new")) == dict.fromkeys(("block", "emb", "hidden", "batch", "init_seed", "batch_seed"))
+    assert NEW.usage == "new [block=N] [emb=N] [hidden=N] [batch=N] [init=lecture|scaled] [init-seed=N] [batch-seed=N]"
+    assert NEW.values(Action("new")) == dict.fromkeys(("block", "emb", "hidden", "batch", "init", "init_seed",
+                                                       "batch_seed"))
     assert "current model's" in NEW.help and not NEW.long and not NEW.mid_run and NEW.replayed
 
 
@@ -67,6 +68,7 @@ def test_usage_and_defaults_come_from_the_declaration():
     ("new emb=10 hidden=200", (("emb", 10), ("hidden", 200)), "new emb=10 hidden=200"),
     ("new batch-seed=7 Block=4 init-seed=2e3", (("block", 4), ("init_seed", 2000), ("batch_seed", 7)),
      "new block=4 init-seed=2000 batch-seed=7"),  # any order in, the verb's order out
+    ("new init=Scaled hidden=30", (("hidden", 30), ("init", "scaled")), "new hidden=30 init=scaled"),
 ])
 def test_keywords_parse_in_any_order_and_read_back(script, keywords, written):
     [action] = parse_script(script)
@@ -81,7 +83,7 @@ def test_keywords_parse_in_any_order_and_read_back(script, keywords, written):
     ("new batch=0", "batch must be a whole number from 1 to 65,536"),
     ("new init-seed=-1", "init-seed must be a whole number from 0"),
     ("new emb=x", "emb must be a number, got 'x'"),
-    ("new size=3", "unknown keyword 'size'; new takes block=, emb=, hidden=, batch=, init-seed=, batch-seed="),
+    ("new size=3", "unknown keyword 'size'; new takes block=, emb=, hidden=, batch=, init=, init-seed=, batch-seed="),
     ("new emb=2 emb=3", "emb= given twice"),
     ("new 3", r"expected 'new \[block=N\]"),
     ("new --emb 3", r"expected 'new \[block=N\]"),
@@ -100,7 +102,9 @@ EXACT = 2**53
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(NEW.keywords), unique=True).flatmap(
-    lambda args: st.tuples(st.just(args), st.tuples(*(st.integers(a.kind.low, min(a.kind.high, EXACT)) for a in args)))))
+    lambda args: st.tuples(st.just(args), st.tuples(*(st.sampled_from(a.kind) if isinstance(a.kind, tuple)
+                                                      else st.integers(a.kind.low, min(a.kind.high, EXACT))
+                                                      for a in args)))))
 def test_any_new_action_reads_back_as_itself(chosen):
     args, values = chosen
     [action] = parse_script("new " + " ".join(f"{a.word}={v}" for a, v in zip(args, values)))
@@ -127,7 +131,7 @@ def test_what_is_left_out_is_the_current_model(trainer):
     seed, batch_seed = trainer.model_config.seed, trainer.batch_seed
     [line] = do(trainer, "new hidden=50")
     assert trainer.model_config == ModelConfig(3, 2, 50, seed) and trainer.batch_seed == batch_seed == seed + 1
-    assert line == f"new: block 3, emb 2, hidden 50, batch 32, init seed {seed}, batch seed {batch_seed}; " \
+    assert line == f"new: block 3, emb 2, hidden 50, batch 32, init lecture, init seed {seed}, batch seed {batch_seed}; " \
                    f"{trainer.n_params:,} parameters, step 0"
     do(trainer, "new emb=5 batch=16 init-seed=3 batch-seed=9; run 100; new hidden=7")
     assert trainer.model_config == ModelConfig(3, 5, 7, 3) and trainer.batch_seed == 9
@@ -263,7 +267,7 @@ def test_headless_new_in_a_script(small_file, headless):
                               "run 100; new emb=10 hidden=200; run 100; eval; new block=4; run 50", "--json")
     assert code == 0, err
     lines = out.splitlines()
-    assert any(line.startswith("new: block 3, emb 10, hidden 200, batch 32, init seed 2147483647, batch seed "
+    assert any(line.startswith("new: block 3, emb 10, hidden 200, batch 32, init lecture, init seed 2147483647, batch seed "
                                "2147483648; ") and line.endswith("parameters, step 0") for line in lines)
     summary = json.loads(lines[-1])
     assert summary["step"] == 50 and summary["block_size"] == 4 and summary["emb_dim"] == 10

@@ -177,11 +177,12 @@ def test_export_json_and_csv(runs, db):
     code, out, err = runs("export", "--csv", "--runs-db", str(db), "evald", "plain")
     assert code == 0 and err == ""
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert list(rows[0]) == ["name", "block", "emb", "hidden", "params", "batch", "init_seed", "batch_seed", "step",
-                             "train", "dev"]
+    assert list(rows[0]) == ["name", "block", "emb", "hidden", "init", "params", "batch", "init_seed", "batch_seed",
+                             "step", "train", "dev"]
     assert [(r["name"], r["step"]) for r in rows] == [("evald", "200"), ("evald", "300"), ("plain", "")]
     assert float(rows[1]["dev"]) == pytest.approx(exported[1]["dev_loss"])
     assert rows[2]["train"] == rows[2]["dev"] == "" and rows[2]["hidden"] == "20" and rows[2]["batch"] == "32"
+    assert {r["init"] for r in rows} == {"lecture"}
 
 
 def test_export_to_a_file_is_refused_over_an_existing_one_without_force(runs, db, tmp_path):

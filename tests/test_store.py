@@ -101,7 +101,7 @@ def copy_of(base, tmp_path):
 
 
 # ---- 1. schema and migration -----------------------------------------------------------------------
-V1_RUN_COLUMNS = [c for c in core.store._COLUMNS.split(", ") if c not in ("test_loss", "test_step")]
+V1_RUN_COLUMNS = [c for c in core.store._COLUMNS.split(", ") if c not in ("test_loss", "test_step", "init")]
 
 
 def test_a_version_1_database_is_brought_forward_and_its_run_resumes(base, headless, tmp_path):

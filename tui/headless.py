@@ -149,7 +149,8 @@ def _run_actions(trainer: Trainer, keeper: RunKeeper, actions: list[Action], set
         summary.update({
             "data": ds.source, "words": ds.n_words, "vocab_size": ds.vocab.size, "params": trainer.n_params,
             "block_size": trainer.model_config.block_size, "emb_dim": trainer.model_config.emb_dim,
-            "hidden": trainer.model_config.hidden, "batch_size": trainer.train_config.batch_size,
+            "hidden": trainer.model_config.hidden, "init": trainer.model_config.init,
+            "batch_size": trainer.train_config.batch_size,
             "examples": ds.sizes(), "step": trainer.step, "lr_exponent": trainer.lr_exponent, "loss": losses,
             "elapsed_s": round(time.perf_counter() - started, 3),
             "steps_per_s": round(steps / train_seconds, 1) if train_seconds else None,
@@ -182,7 +183,8 @@ def _describe(trainer: Trainer, err: Console) -> None:
     sizes = ds.sizes()
     err.print(f"data: {ds.source}, {ds.n_words:,} words, vocab {ds.vocab.size}, examples "
               f"train {sizes['train']:,} / dev {sizes['dev']:,} / test {sizes['test']:,}", markup=False, highlight=False, soft_wrap=True)
-    err.print(f"model: block {m.block_size}, emb {m.emb_dim}, hidden {m.hidden}, {trainer.n_params:,} parameters; "
+    err.print(f"model: block {m.block_size}, emb {m.emb_dim}, hidden {m.hidden}, init {m.init}, "
+              f"{trainer.n_params:,} parameters; "
               f"step {trainer.step}, lr exponent {trainer.lr_exponent:g}", markup=False, highlight=False, soft_wrap=True)
 
 

@@ -1,4 +1,4 @@
-"""The new-run dialog (n): another shape, batch size or seeds, as the `new` action (core.verbs).
+"""The new-run dialog (n): another shape, init, batch size or seeds, as the `new` action (core.verbs).
 
 Prefilled with the current run's values (Facts); each field is checked as you type with the
 range its flag has (core.ranges), the range's one line shown under it; the parameter count the
@@ -31,14 +31,17 @@ FIELDS = (
     ("block", "block size", ranges.BLOCK_SIZE),
     ("emb", "embedding size", ranges.EMB_DIM),
     ("hidden", "hidden size", ranges.HIDDEN),
+    ("init", "init", ranges.INIT),
     ("batch", "batch size", ranges.BATCH_SIZE),
     ("init-seed", "init seed", ranges.SEED),
     ("batch-seed", "batch seed", ranges.SEED),
 )
 
 
-def _span(r: ranges.IntRange) -> str:
-    """'1 to 64'; a seed's '0 to 2^63-1'."""
+def _span(r: ranges.IntRange | ranges.Words) -> str:
+    """'1 to 64'; a seed's '0 to 2^63-1'; 'lecture or scaled'."""
+    if isinstance(r, ranges.Words):
+        return " or ".join(r.choices)
     power = r.high.bit_length()
     high = f"2^{power}-1" if r.high > 10**6 and r.high == 2**power - 1 else f"{r.high:,}"
     return f"{r.low:,} to {high}"
@@ -86,8 +89,9 @@ class NewRunScreen(Dialog[Action | None]):
     def __init__(self, facts: Facts) -> None:
         super().__init__()
         m = facts.model
-        self.current = {"block": m.block_size, "emb": m.emb_dim, "hidden": m.hidden, "batch": facts.batch_size,
-                        "init-seed": m.seed, "batch-seed": facts.batch_seed}
+        self.current: dict[str, int | str] = {"block": m.block_size, "emb": m.emb_dim, "hidden": m.hidden,
+                                              "init": m.init, "batch": facts.batch_size, "init-seed": m.seed,
+                                              "batch-seed": facts.batch_seed}
         self.vocab_size, self.n_params = len(facts.vocab), facts.n_params
 
     def compose(self) -> ComposeResult:
@@ -110,23 +114,24 @@ class NewRunScreen(Dialog[Action | None]):
         self.query_one(Input).focus()
         self._check()
 
-    def values(self) -> dict[str, int | str]:
-        """Each field's number, or the range's one line saying why it is not one."""
+    def values(self) -> tuple[dict[str, int | str], dict[str, str]]:
+        """Each field's value, and for each field that has none the range's one line saying why."""
         out: dict[str, int | str] = {}
+        errors: dict[str, str] = {}
         for key, name, span in FIELDS:
             try:
                 out[key] = span.parse(self.query_one(f"#field-{key}", Input).value.strip(), name)
             except ConfigError as e:
-                out[key] = str(e)
-        return out
+                errors[key] = str(e)
+        return out, errors
 
-    def _check(self) -> dict[str, int | str]:
-        values = self.values()
-        for key, value in values.items():
+    def _check(self) -> tuple[dict[str, int | str], dict[str, str]]:
+        values, errors = self.values()
+        for key, _, _ in FIELDS:
             error = self.query_one(f"#error-{key}", Label)
-            error.update(Content(value) if isinstance(value, str) else "")
-            error.display = isinstance(value, str)
-        block, emb, hidden = values["block"], values["emb"], values["hidden"]
+            error.update(Content(errors.get(key, "")))
+            error.display = key in errors
+        block, emb, hidden = values.get("block"), values.get("emb"), values.get("hidden")
         if isinstance(block, int) and isinstance(emb, int) and isinstance(hidden, int):
             n = ModelConfig(block, emb, hidden).n_params(self.vocab_size)
             text = f"parameters: {n:,} (this run: {self.n_params:,})"
@@ -135,14 +140,14 @@ class NewRunScreen(Dialog[Action | None]):
         else:
             text = "parameters: — (fix the shape)"
         self.query_one("#params", Label).update(Content(text))
-        return values
+        return values, errors
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._check()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        values = self._check()
-        wrong = [key for key, value in values.items() if isinstance(value, str)]
+        values, errors = self._check()
+        wrong = [key for key, _, _ in FIELDS if key in errors]
         if wrong:  # refused: the first field to fix gets the cursor; its line says why
             self.query_one(f"#field-{wrong[0]}", Input).focus()
             self.app.bell()

@@ -65,7 +65,9 @@ class StatusPanel(Vertical):
             ("data", f.source),
             ("words", f"{f.n_words:,}, vocab {len(f.vocab)}"),
             ("examples", "/".join(f"{n:,}" for n in f.examples)),
-            ("model", f"block {m.block_size} emb {m.emb_dim} hid {m.hidden}"),
+            # the init only when it is not the lecture's: the panel is 16 columns of values at 80x24
+            ("model", f"block {m.block_size} emb {m.emb_dim} hid {m.hidden}"
+                      + ("" if m.init == "lecture" else f" {m.init}")),
             ("params", f"{f.n_params:,}"),
             ("bigram dev", _loss(f.bigram_dev)),
             ("run", f.run),

@@ -192,7 +192,8 @@ class RunsScreen(Dialog[tuple[str, ...]]):
         speed = f" · {run.steps_per_s:,.0f} steps/s" if run.steps_per_s else ""
         test = (f" · test {run.test_loss:.4f} at step {run.test_step:,}"
                 if run.test_step is not None and run.test_loss is not None else "")
-        lines = [f"{run.name}: block {run.block_size} emb {run.emb_dim} hidden {run.hidden} · batch {run.batch_size} · "
+        init = "" if run.init == "lecture" else f" {run.init} init"  # said when not the lecture's (80 columns)
+        lines = [f"{run.name}: block {run.block_size} emb {run.emb_dim} hidden {run.hidden}{init} · batch {run.batch_size} · "
                  f"lr 10^{run.lr_exponent:.2f}{speed}",
                  f"LR schedule {run.schedule or '—'}{test} · seeds {run.init_seed}/{run.batch_seed} · {run.data_source}"]
         self.query_one("#runs-detail", Static).update(Content("\n".join(printable(line) for line in lines)))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 SHOW_EVALS = 12  # `runs show` lists at most this many evaluations (the first and the latest)
 
 
-CSV_COLUMNS = ("name", "block", "emb", "hidden", "params", "batch", "init_seed", "batch_seed", "step", "train", "dev")
+CSV_COLUMNS = ("name", "block", "emb", "hidden", "init", "params", "batch", "init_seed", "batch_seed", "step", "train", "dev")
 
 
 def as_json(run: RunRow) -> dict[str, object]:
@@ -148,7 +148,7 @@ def describe(run: RunRow, evals: tuple[EvalPoint, ...] | str, store_flag: str = 
         f"  data      {data}, digest {printable(run.data_digest[:12])}, vocab {len(run.vocab) + 1} tokens",
         f"  split     {printable(run.split)} (train, dev, test)",
         f"  shape     block {run.block_size}, emb {run.emb_dim}, hidden {run.hidden}: {count(run.params)} parameters",
-        f"  seeds     init {run.init_seed}, batch {run.batch_seed}",
+        f"  init      {printable(run.init)}; seeds init {run.init_seed}, batch {run.batch_seed}",
         f"  batch     {run.batch_size}",
         f"  steps     {count(run.steps)}, lr exponent now {run.lr_exponent:.4g} (lr {10 ** run.lr_exponent:.4g})",
         f"  schedule  {printable(run.schedule) or '-'} (lr exponent × steps)",
@@ -210,8 +210,8 @@ def export_csv(runs: list[RunRow], evals: list[tuple[EvalPoint, ...]]) -> str:
         return repr(x) if isinstance(x, float) and math.isfinite(x) else ""
 
     for run, points in zip(runs, evals):
-        summary = [printable(run.name), run.block_size, run.emb_dim, run.hidden, run.params, run.batch_size,
-                   run.init_seed, run.batch_seed]
+        summary = [printable(run.name), run.block_size, run.emb_dim, run.hidden, printable(run.init), run.params,
+                   run.batch_size, run.init_seed, run.batch_seed]
         for e in points or [None]:
             writer.writerow(summary + (["", "", ""] if e is None else [e.step, number(e.train), number(e.dev)]))
     return buffer.getvalue()

@@ -62,7 +62,7 @@ def rebuild_argv(d: DataConfig, m: ModelConfig, t: TrainConfig, load: Path | Non
     argv = ["--data", str(d.path.resolve())] if d.path else []
     argv += ["--split", ",".join(f"{f:g}" for f in d.split),
              "--block-size", str(m.block_size), "--emb-dim", str(m.emb_dim), "--hidden", str(m.hidden),
-             *(["--seed", str(m.seed)] if t.batch_seed is None else  # the batch seed derived from it
+             "--init", m.init, *(["--seed", str(m.seed)] if t.batch_seed is None else  # the batch seed derived from it
                ["--init-seed", str(m.seed), "--batch-seed", str(t.batch_seed)])]
     argv += ["--batch-size", str(t.batch_size), "--lr-exp", f"{t.lr_exponent:.10g}"]
     return argv + (["--load", str(load.resolve())] if load else [])
@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--emb-dim", type=int, default=m.emb_dim, metavar="N",
                        help="embedding width per character (default %(default)s)")
     model.add_argument("--hidden", type=int, default=m.hidden, metavar="N", help="tanh hidden units (default %(default)s)")
+    model.add_argument("--init", choices=ranges.INITS, default=m.init, metavar="|".join(ranges.INITS),
+                       help="how the parameters are drawn: 'lecture', plain randn as in makemore part 2 (default); "
+                            "'scaled', the same draws scaled as in part 3 (W1 by (5/3)/sqrt(fan-in), b1 and W2 by "
+                            "0.01, b2 zero), which keeps tanh out of saturation at any context width")
     model.add_argument("--seed", type=int, default=m.seed, metavar="N",
                        help="seed of the initial parameters and minibatches (default %(default)s, the lecture's)")
     model.add_argument("--init-seed", type=in_range(ranges.SEED), metavar="N",
@@ -186,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # what a stored run decides for itself: refused beside --resume
-RUN_OWN = ("--split", "--block-size", "--emb-dim", "--hidden", "--seed", "--init-seed", "--batch-seed", "--batch-size",
-           "--lr-exp")
+RUN_OWN = ("--split", "--block-size", "--emb-dim", "--hidden", "--init", "--seed", "--init-seed", "--batch-seed",
+           "--batch-size", "--lr-exp")
 
 
 def _given(argv: list[str] | None, flags: tuple[str, ...]) -> list[str]:
@@ -268,7 +272,7 @@ def parse_settings(argv: list[str] | None) -> Settings:
         return Settings(
             data=DataConfig(path=args.data, split=args.split),
             model=ModelConfig(block_size=args.block_size, emb_dim=args.emb_dim, hidden=args.hidden,
-                              seed=args.seed if args.init_seed is None else args.init_seed),
+                              seed=args.seed if args.init_seed is None else args.init_seed, init=args.init),
             train=TrainConfig(batch_size=args.batch_size, lr_exponent=args.lr_exp,
                               batch_seed=args.batch_seed if args.batch_seed is not None else
                               None if args.init_seed is None else args.seed + 1),

@@ -28,14 +28,14 @@ from tui.settings import (EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, in_range,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    space = "\n".join(f"  {d.key:<9} {d.text:<10} {d.help}{' (log scale)' if d.log else ''}" for d in DIMS)
+    space = "\n".join(f"  {d.key:<9} {d.text:<15} {d.help}{' (log scale)' if d.log else ''}" for d in DIMS)
     parser = OneLineParser(
         prog="charmlp-tui tune", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Search for the model that beats the lecture's dev loss 2.17: Optuna's TPE draws each trial's "
                     "block size, widths, batch, learning rate and decay; successive halving prunes the weak ones by "
                     "their exact dev loss; every trial is kept as a run (charmlp-tui runs list). The first trial of a "
                     "new study is the lecture's configuration. The test split is never read.",
-        epilog=f"search space (--space KEY=LO:HI narrows one; KEY=V fixes it):\n{space}\n\n"
+        epilog=f"search space (--space KEY=LO:HI narrows one; KEY=V fixes it; init=NAME[,NAME] picks its choices):\n{space}\n\n"
                "examples:\n  charmlp-tui tune --data names.txt --timeout 1200 --steps 200000\n"
                "  charmlp-tui tune --worker --study search --storage postgresql://me@db.lan/optuna   (another machine)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")

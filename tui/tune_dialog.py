@@ -21,7 +21,7 @@ from textual.widgets import Input, Label
 from core.actions import Action, Arg
 from core.errors import CharMLPError, ScriptError
 from core.reading import printable
-from core.search_space import DIMS, Dim, Space
+from core.search_space import DIMS, Dimension, Space
 from core.verbs import DEFAULT_TRIALS, VERBS
 from tui.screens import Dialog
 
@@ -40,7 +40,7 @@ class Field:
     arg: Arg  # the `tune` keyword it fills in
     default: str  # what it is prefilled with
     hint: str
-    dim: Dim | None  # a dimension of the search space: its LO:HI
+    dim: Dimension | None  # a dimension of the search space: its LO:HI (or its choices)
 
     @property
     def key(self) -> str:

@@ -21,7 +21,7 @@ from textual.events import Resize
 from textual.widgets import DataTable, Footer, Label, Static
 
 from core.reading import printable
-from core.search_space import DIMS, Dim
+from core.search_space import DIMS, Dimension
 from tui.keys import TRIALS_KEYS, bindings
 from tui.messages import OpenRun
 from tui.screens import Dialog
@@ -56,9 +56,9 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _width(dim: Dim) -> int:
-    """A dimension's column: its name, or its widest value (a whole number up to its limit, or 3 digits)."""
-    return max(len(dim.key), len(str(dim.limit.high)) if dim.integer else len("-0.123"))
+def _width(dim: Dimension) -> int:
+    """A dimension's column: its name, or its widest value."""
+    return max(len(dim.key), dim.width)
 
 
 # (header, its width, right-justified); the space's columns come from its declaration
