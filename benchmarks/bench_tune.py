@@ -78,12 +78,18 @@ def study(args: argparse.Namespace) -> None:
     states = {s: sum(t.state.name == s for t in done) for s in ("COMPLETE", "PRUNED", "FAIL")}
     print(f"{args.workers} workers, {args.minutes} min ({wall:.0f} s wall), {args.steps:,} steps a trial: "
           f"{len(done)} trials, {states}")
+    for key in ("block", "init"):
+        counts: dict[object, int] = {}
+        for t in done:
+            counts[t.params.get(key)] = counts.get(t.params.get(key), 0) + 1
+        print(f"trials by {key}: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=str)))
     complete = sorted((t for t in done if t.state.name == "COMPLETE"), key=lambda t: t.value)
-    print("\n| trial | dev loss | block | emb | hidden | batch | lr exp | decay at | decay | params | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| trial | dev loss | block | emb | hidden | init | batch | lr exp | decay at | decay | params | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for t in complete[:args.top]:
         p = t.params
-        print(f"| {t.number} | {t.value:.4f} | {p['block']} | {p['emb']} | {p['hidden']} | {p['batch']} | "
+        print(f"| {t.number} | {t.value:.4f} | {p['block']} | {p['emb']} | {p['hidden']} | {p.get('init', '-')} | "
+              f"{p['batch']} | "
               f"{p['lr']:.3f} | {p['decay_at']:.2f} | {p['decay']:.1f} | {t.user_attrs.get('params', 0):,} | "
               f"{t.user_attrs.get('seconds', 0):.0f} |")
     if complete:
