@@ -8,11 +8,8 @@ the gradient), the units dead across the whole minibatch (|h| > 0.99 for every e
 reaches their weights), the pre-activations' std and a histogram of h; and the output layer's
 confidence, its top softmax probability averaged over the minibatch.
 
-Measured on one minibatch drawn from a generator of its own (seeded by the init seed and the step,
-never the trainer's minibatch generator) by a hand-written forward and backward that writes nothing:
-a run with or without them takes the same steps, bit for bit. The Trainer records one every
-EVERY_STEPS steps, at the chunk boundary that crosses the multiple (DiagnosticsLog). Checked against
-float64 autograd in tests/test_diagnostics.py.
+What they are and how they read; free of torch, so the app's screen loads none. core.diagnose
+measures them and keeps the log a run records.
 """
 
 from __future__ import annotations
@@ -20,11 +17,10 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from core.dataset import Split
-from core.model import PARAM_NAMES, Params
+if TYPE_CHECKING:
+    import torch
 
 SATURATED = 0.97  # |h| above this counts as saturated (makemore part 3's saturation plots)
 DEAD = 0.99  # a unit past this for every example of the minibatch is dead (part 3's white columns)
@@ -33,8 +29,7 @@ FAR = 1.0  # decades from the guide where the reading says "too high" or "slowly
 WEIGHTS = ("C", "W1", "W2")  # what the reading judges: part 3 plots the 2-D tensors only (a bias may start at 0)
 HISTOGRAM_BINS = 40  # of h over [-1, 1]
 EVERY_STEPS = 1000  # a run records a measurement at the chunk boundary past each multiple
-SEED_OFFSET = 4  # the measuring minibatch's seed: init seed + 4 + step (the sweep's is +2, the grid's +3)
-COLUMNS = 4 + 2 * len(PARAM_NAMES) + 2  # a history row: see DiagnosticsLog._row
+SCALARS = ("saturation", "dead_units", "preact_std", "max_prob")  # a history row: step, lr exponent, these, stds
 
 
 def update_ratio(lr_exponent: float, grad_std: float, param_std: float) -> float:
@@ -53,7 +48,8 @@ class Diagnostics:
 
     step: int
     lr_exponent: float
-    grad_std: tuple[float, ...]  # per tensor, in PARAM_NAMES order (population std: the ratio is the same)
+    tensors: tuple[str, ...]  # the parameter tensors' names (core.model.PARAM_NAMES)
+    grad_std: tuple[float, ...]  # per tensor (population std: the ratio is the same as with .std())
     param_std: tuple[float, ...]
     saturation: float  # fraction of h (all units, all examples) with |h| > SATURATED
     dead_units: int  # units with |h| > DEAD for every example
@@ -65,7 +61,7 @@ class Diagnostics:
     @property
     def update_ratio_log10(self) -> dict[str, float]:
         return {name: update_ratio(self.lr_exponent, g, p)
-                for name, g, p in zip(PARAM_NAMES, self.grad_std, self.param_std)}
+                for name, g, p in zip(self.tensors, self.grad_std, self.param_std)}
 
     def reading(self) -> str:
         """The ratios in words, as a rule of thumb, not a verdict."""
@@ -107,53 +103,13 @@ def reading(ratios: dict[str, float]) -> str:
     return f"updates ≈ 10^{typical:.1f} of the weights: near the guide {rule}"
 
 
-def _std(t: torch.Tensor) -> float:
-    return float(t.std(correction=0))
-
-
-@torch.inference_mode()
-def measure(params: Params, X: torch.Tensor, Y: torch.Tensor, step: int, lr_exponent: float) -> Diagnostics:
-    """The statistics of minibatch X (B, T), Y (B,) at `params`, which it only reads.
-
-    The lecture's forward (mean cross-entropy) and its gradient by hand: softmax − onehot, then back
-    through W2, tanh (1 − h²), W1 and the embedding rows the minibatch used."""
-    C, W1, b1, W2, b2 = params.tensors()
-    B, E = X.shape[0], C.shape[1]
-    emb = C[X].view(B, -1)  # (B, T·E)
-    pre = torch.addmm(b1, emb, W1)
-    h = torch.tanh(pre)
-    probs = torch.softmax(torch.addmm(b2, h, W2), 1)
-    dlogits = probs.clone()
-    dlogits[torch.arange(B), Y] -= 1.0
-    dlogits /= B
-    dpre = (dlogits @ W2.T) * (1.0 - h * h)
-    dC = torch.zeros_like(C).index_add_(0, X.reshape(-1), (dpre @ W1.T).view(-1, E))
-    grads = (dC, emb.T @ dpre, dpre.sum(0), h.T @ dlogits, dlogits.sum(0))
-    magnitude = h.abs()
-    return Diagnostics(
-        step=step, lr_exponent=lr_exponent,
-        grad_std=tuple(_std(g) for g in grads), param_std=tuple(_std(p) for p in (C, W1, b1, W2, b2)),
-        saturation=int((magnitude > SATURATED).sum()) / magnitude.numel(),
-        dead_units=int((magnitude > DEAD).all(0).sum()), hidden=int(h.shape[1]),
-        preact_std=_std(pre), max_prob=float(probs.max(1).values.mean()),
-        histogram=tuple(int(c) for c in torch.histc(h, HISTOGRAM_BINS, -1.0, 1.0).tolist()),
-    )
-
-
-def measuring_batch(train: Split, batch_size: int, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The minibatch a measurement at `step` uses: from a generator of its own, so the trainer's
-    minibatch stream is untouched, and the same at that step whenever it is measured."""
-    gen = torch.Generator().manual_seed(seed + SEED_OFFSET + step)
-    X, Y = train.get_batch(1, batch_size, gen)
-    return X[0], Y[0]
-
-
 @dataclass(frozen=True)
 class DiagnosticsHistory:
     """The measurements up to one moment, never changed afterwards (as core.history.HistoryView):
-    rows of (step, lr exponent, saturation, dead units, pre-activation std, max prob, grad stds, param stds)."""
+    rows of (step, lr exponent, *SCALARS, grad stds, param stds), in core.diagnose.DiagnosticsLog's order."""
 
-    rows: torch.Tensor  # (n, COLUMNS) float64
+    tensors: tuple[str, ...]
+    rows: torch.Tensor  # (n, 2 + len(SCALARS) + 2 * len(tensors)) float64
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
@@ -163,53 +119,12 @@ class DiagnosticsHistory:
         return [int(s) for s in self.rows[:, 0].tolist()]
 
     def column(self, name: str) -> list[float]:
-        """'saturation', 'dead_units', 'preact_std' or 'max_prob', one value per measurement."""
-        return self.rows[:, 2 + ("saturation", "dead_units", "preact_std", "max_prob").index(name)].tolist()
+        """One of SCALARS, one value per measurement."""
+        values: list[float] = self.rows[:, 2 + SCALARS.index(name)].tolist()
+        return values
 
     def ratios(self, name: str) -> list[float]:
         """The log10 update-to-data ratio of tensor `name` at each measurement."""
-        i, n = PARAM_NAMES.index(name), len(PARAM_NAMES)
-        lr, grad, param = self.rows[:, 1], self.rows[:, 6 + i], self.rows[:, 6 + n + i]
+        i, n, first = self.tensors.index(name), len(self.tensors), 2 + len(SCALARS)
+        lr, grad, param = self.rows[:, 1], self.rows[:, first + i], self.rows[:, first + n + i]
         return [update_ratio(e, g, p) for e, g, p in zip(lr.tolist(), grad.tolist(), param.tolist())]
-
-
-class DiagnosticsLog:
-    """The measurements a model's runs recorded, oldest first, and the latest whole (its histogram).
-
-    Only the training thread writes; view() hands out the rows so far, which later appends never
-    touch (they write past them, or into new storage); truncating starts new storage."""
-
-    def __init__(self) -> None:
-        self._rows = torch.empty(64, COLUMNS, dtype=torch.float64)
-        self._n = 0
-        self.latest: Diagnostics | None = None
-
-    def __len__(self) -> int:
-        return self._n
-
-    @staticmethod
-    def _row(d: Diagnostics) -> list[float]:
-        return [d.step, d.lr_exponent, d.saturation, d.dead_units, d.preact_std, d.max_prob, *d.grad_std, *d.param_std]
-
-    def append(self, d: Diagnostics) -> None:
-        if self._n == self._rows.shape[0]:
-            self._rows = torch.cat([self._rows, torch.empty_like(self._rows)])
-        self._rows[self._n] = torch.tensor(self._row(d), dtype=torch.float64)
-        self._n += 1
-        self.latest = d
-
-    def due(self, step: int, k: int, every: int) -> bool:
-        """A chunk of k steps that ended at `step` crossed a multiple of `every` (0: never)."""
-        return every > 0 and step // every != (step - k) // every
-
-    def truncate(self, step: int) -> None:
-        """Forget the measurements after `step` (an undo, a rollback, a snapshot restored)."""
-        keep = int((self._rows[: self._n, 0] <= step).sum())
-        if keep < self._n:
-            self._rows = torch.cat([self._rows[:keep], torch.empty(64, COLUMNS, dtype=torch.float64)])
-            self._n = keep
-            if self.latest is not None and self.latest.step > step:
-                self.latest = None
-
-    def view(self) -> DiagnosticsHistory:
-        return DiagnosticsHistory(self._rows[: self._n])

@@ -22,7 +22,8 @@ from core import budget, ranges
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import ModelConfig, TrainConfig
 from core.dataset import Dataset
-from core.diagnostics import EVERY_STEPS, Diagnostics, DiagnosticsLog, measure, measuring_batch
+from core.diagnose import DiagnosticsLog, measure, measuring_batch
+from core.diagnostics import EVERY_STEPS, Diagnostics
 from core.errors import CheckpointError, ConfigError
 from core.evaluate import ContextCounts, bigram_loss, count_contexts, mean_loss
 from core.files import check_target, expand, resolved

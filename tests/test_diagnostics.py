@@ -12,7 +12,8 @@ import torch
 
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.dataset import make_dataset
-from core.diagnostics import HISTOGRAM_BINS, Diagnostics, measure, measuring_batch, reading
+from core.diagnose import measure, measuring_batch
+from core.diagnostics import HISTOGRAM_BINS, Diagnostics, reading
 from core.model import PARAM_NAMES, Params
 from core.trainer import Trainer
 from reference import reference_diagnostics
