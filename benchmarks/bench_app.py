@@ -6,7 +6,8 @@ The app's figure is the rate its worker reports for one `run` pressed with space
 live: snapshots at 5 Hz, charts redrawn, periodic evaluation every second. Both sides use the
 eager step, or with --compiled both on the native steps of core.native (the app's run starts once its
 background build is done). The app keeps its runs in a scratch run store (the user's own is never
-touched), as a user's app does; --no-runs compares without. Not a test.
+touched), as a user's app does; --no-runs compares without. A second row runs the same with the
+diagnostics screen (D) open from before the run: its charts redraw every second. Not a test.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import torch
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.session import open_trainer
 from tui.app import CharMLPApp
+from tui.diagnostics_screen import DiagnosticsScreen
 from tui.keys import STEPS_PER_RUN
 from tui.settings import parse_settings
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
 
 
-async def app_rate(data: Path | None, steps: int, compiled: bool, store: Path | None) -> float:
+async def app_rate(data: Path | None, steps: int, compiled: bool, store: Path | None, diagnostics: bool = False) -> float:
     flags = ([] if compiled else ["--no-compile"]) + (["--data", str(data)] if data else [])
     flags += ["--runs-db", str(store)] if store else ["--no-runs"]
     app = CharMLPApp(parse_settings(flags))
@@ -37,6 +39,10 @@ async def app_rate(data: Path | None, steps: int, compiled: bool, store: Path | 
         while app.status is None or (compiled and app.status.engine != "compiled"):
             await asyncio.sleep(0.1)
         app.steps_index = STEPS_PER_RUN.index(steps)
+        if diagnostics:
+            await pilot.press("D")
+            while not isinstance(app.screen, DiagnosticsScreen) or app.screen.report is None:
+                await asyncio.sleep(0.1)
         await pilot.press("space")
         while app.busy:  # poll slowly: the harness's own wake-ups would take the GIL from training too
             await asyncio.sleep(0.25)
@@ -65,19 +71,21 @@ def main() -> None:
     trainer = open_trainer(DataConfig(path=args.data), ModelConfig(), TrainConfig())
     if args.compiled:
         trainer.start_compiling().join()
-    core_rates, app_rates = [], []
+    core_rates, app_rates, diagnosed_rates = [], [], []
     for _ in range(args.repeats):
         trainer.reset()
         t0 = time.perf_counter()
         result = trainer.run(args.steps)
         core_rates.append(result.steps / (time.perf_counter() - t0))
         app_rates.append(asyncio.run(app_rate(args.data, args.steps, args.compiled, store)))
-    core, app = statistics.median(core_rates), statistics.median(app_rates)
+        diagnosed_rates.append(asyncio.run(app_rate(args.data, args.steps, args.compiled, store, diagnostics=True)))
+    core, app, diagnosed = (statistics.median(r) for r in (core_rates, app_rates, diagnosed_rates))
     engine = "compiled" if args.compiled else "eager"
     print(f"run {args.steps:,} steps, emb 2 / hidden 100 / batch 32, {engine} step, median of {args.repeats}, "
           f"run store {'on' if store else 'off'}")
     print(f"core alone      {core:>10,.0f} steps/s")
     print(f"through the app {app:>10,.0f} steps/s   ({app / core:.0%} of core)")
+    print(f"  with D open   {diagnosed:>10,.0f} steps/s   ({diagnosed / core:.0%} of core)")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from core import budget, ranges
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import ModelConfig, TrainConfig
 from core.dataset import Dataset
+from core.diagnose import DiagnosticsLog, measure, measuring_batch
+from core.diagnostics import EVERY_STEPS, Diagnostics
 from core.errors import CheckpointError, ConfigError
 from core.evaluate import ContextCounts, bigram_loss, count_contexts, mean_loss
 from core.files import check_target, expand, resolved
@@ -56,6 +58,7 @@ class Trainer:
         self._written: set[Path] = set()  # checkpoints this trainer wrote: safe to overwrite
         self._sample_gen = torch.Generator()
         self._rebuild = rebuild  # the dataset from the same words for another block size (core.session's)
+        self.diagnose_every = EVERY_STEPS  # runs record core.diagnostics every this many steps (0: never)
         self.reset()
 
     # ---- state -------------------------------------------------------------------------------
@@ -70,6 +73,7 @@ class Trainer:
         self.step = 0
         self.history = LossHistory()
         self.evals: list[EvalPoint] = []
+        self.diagnostics = DiagnosticsLog()
         self._batch_gen = torch.Generator().manual_seed(self.batch_seed)
         self._sample_gen.manual_seed(self.model_config.seed + 10)  # the lecture's sampling seed
 
@@ -111,6 +115,7 @@ class Trainer:
         self.step, self.lr_exponent = state.step, state.lr_exponent
         self.history.restore(state.history_lr, state.history_loss)
         self.evals = list(state.evals)
+        self.diagnostics.truncate(state.step)
         self._batch_gen.set_state(state.batch_rng)
 
     @property
@@ -192,12 +197,15 @@ class Trainer:
                 self.step = restored = kept.restore(self.params, target)
                 self.history.truncate(restored)
                 self.evals = [e for e in self.evals if e.step <= restored]  # those of steps undone go too
+                self.diagnostics.truncate(restored)
                 busy += time.perf_counter() - t0
                 return RunResult(self.step - start_step, False, Divergence(current.start + bad, float(losses[bad]), restored),
                                  busy, self.history.last())
             self.history.append(current.lr, losses)
             self.step += k
             done += k
+            if self.diagnostics.due(self.step, k, self.diagnose_every):  # counted in the run's time: it is its cost
+                self.diagnostics.append(self.diagnose())
             busy += time.perf_counter() - t0
             last = float(losses[-1])
             if eval_every and self.step // eval_every != (self.step - k) // eval_every:
@@ -248,6 +256,12 @@ class Trainer:
     def split_loss(self, split: str) -> float | None:
         """Exact mean loss over a whole split (None if the split is empty)."""
         return mean_loss(self.params, self.counts(split))
+
+    def diagnose(self) -> Diagnostics:
+        """The update-to-data ratios at the current LR and the tanh layer's health, on one minibatch
+        from a generator of its own (core.diagnostics): nothing the training uses changes."""
+        X, Y = measuring_batch(self.dataset.train, self.train_config.batch_size, self.model_config.seed, self.step)
+        return measure(self.params, X, Y, self.step, self.lr_exponent)
 
     def evaluate(self) -> EvalPoint:
         """Full train and dev loss now; recorded in evals."""
@@ -342,6 +356,7 @@ class Trainer:
         self.params, self._sgd = params, sgd  # as _start, with the step built before the swap
         self.step, self.lr_exponent = state.step, state.lr_exponent
         self.history, self.evals = history, list(state.evals)
+        self.diagnostics = DiagnosticsLog()  # a checkpoint holds none
         self._batch_gen = batch_gen
         self._before_run = None
         self.snapshots = []  # they belong to the model they were taken from

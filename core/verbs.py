@@ -117,6 +117,10 @@ def _eval(t: Trainer, v: Values, job: Job) -> Outcome:
     return Outcome(f"eval at step {point.step}: train {_loss(point.train)}, dev {_loss(point.dev)}")
 
 
+def _diag(t: Trainer, v: Values, job: Job) -> Outcome:
+    return Outcome(t.diagnose().line())
+
+
 def _test(t: Trainer, v: Values, job: Job) -> Outcome:
     return Outcome(f"test at step {t.step}: {_loss(t.test_loss())} (for the end of an experiment: a model chosen by "
                    "its test loss makes that a dev loss)")
@@ -202,6 +206,9 @@ VERBS = Registry([
          (_lr_bound("start", "START", -3.0), _lr_bound("end", "END", 0.0), Arg("K", "models", ranges.GRID_MODELS, 32),
           Arg("STEPS", "steps", ranges.GRID_STEPS, 500)), optional=4, long=True, check=_span("grid")),
     Verb("eval", "exact full train and dev loss now", _eval, mid_run=True),
+    Verb("diag", "is the step size right: each tensor's update-to-data ratio at the current LR, log10 std(lr·grad) / "
+         "std(param) (rule of thumb ~-3, makemore part 3), the tanh layer's saturation, dead units and pre-activation "
+         "std, the top softmax probability; on one minibatch of its own, nothing changes", _diag, mid_run=True),
     Verb("test", "exact loss on the test split: once, at the end of an experiment, never to choose by", _test),
     Verb("sample", f"N names drawn from the model (1 to {ranges.SAMPLES.high:,})", _sample,
          (Arg("N", "n", ranges.SAMPLES),), mid_run=True),

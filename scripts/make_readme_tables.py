@@ -1,6 +1,7 @@
 """Regenerate README.md's tables from the declarations they describe, so they cannot drift:
 
-- keys: the app's keys, from tui.keys.KEYS; runs-keys: the runs screen's, from tui.keys.RUNS_KEYS;
+- keys: the app's keys, from tui.keys.KEYS; runs-keys, trials-keys, diagnostics-keys: those of the runs,
+  trials and diagnostics screens, from tui.keys;
 - runs-commands: the `charmlp-tui runs` commands, from tui.runs_cli.build_parser();
 - actions: the headless script actions, from core.verbs.VERBS;
 - flags: every command-line flag, from tui.settings.build_parser();
@@ -33,7 +34,7 @@ sys.path.insert(0, str(REPO))  # the declarations, also from a checkout that was
 
 from core.search_space import DIMS  # noqa: E402
 from core.verbs import VERBS  # noqa: E402
-from tui.keys import KEYS, RUNS_KEYS, TRIALS_KEYS, Key  # noqa: E402
+from tui.keys import DIAGNOSTICS_KEYS, KEYS, RUNS_KEYS, TRIALS_KEYS, Key  # noqa: E402
 from tui.runs_cli import build_parser as build_runs_parser  # noqa: E402
 from tui.settings import build_parser  # noqa: E402
 from tui.tune_cli import build_parser as build_tune_parser  # noqa: E402
@@ -108,6 +109,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "keys": ("tui/keys.py", keys_table),
     "runs-keys": ("tui/keys.py", lambda: keys_table(RUNS_KEYS)),
     "trials-keys": ("tui/keys.py", lambda: keys_table(TRIALS_KEYS)),
+    "diagnostics-keys": ("tui/keys.py", lambda: keys_table(DIAGNOSTICS_KEYS)),
     "runs-commands": ("tui/runs_cli.py", runs_commands_table),
     "actions": ("core/verbs.py", actions_table),
     "flags": ("tui/settings.py", flags_table),

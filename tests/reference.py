@@ -32,3 +32,27 @@ def lecture_params(params: Params) -> list[torch.Tensor]:
 def naive_mean_loss(params: Params, X: torch.Tensor, Y: torch.Tensor) -> float:
     """The lecture's way: one forward pass over every example. The yardstick for core.evaluate.mean_loss."""
     return float(F.cross_entropy(forward_logits(params, X), Y))
+
+
+def reference_diagnostics(params: Params, X: torch.Tensor, Y: torch.Tensor, lr: float) -> dict:
+    """makemore part 3's statistics as the lecture computes them, by autograd in float64: the
+    update-to-data ratio ((lr * p.grad).std() / p.data.std()).log10() of each tensor, the saturation
+    (h.abs() > 0.97).float().mean(), the dead units (h.abs() > 0.99 for every example), and the rest.
+    The yardstick for core.diagnostics.measure (which uses the population std: the ratio is the same)."""
+    tensors = [t.detach().double().requires_grad_(True) for t in params.tensors()]
+    C, W1, b1, W2, b2 = tensors
+    hpreact = C[X].view(X.shape[0], -1) @ W1 + b1
+    h = torch.tanh(hpreact)
+    logits = h @ W2 + b2
+    F.cross_entropy(logits, Y).backward()
+    with torch.no_grad():
+        return {
+            "ratio": [float(((lr * p.grad).std() / p.data.std()).log10()) for p in tensors],
+            "grad_std": [float(p.grad.std(correction=0)) for p in tensors],
+            "param_std": [float(p.data.std(correction=0)) for p in tensors],
+            "saturation": float((h.abs() > 0.97).double().mean()),
+            "dead_units": int((h.abs() > 0.99).all(0).sum()),
+            "preact_std": float(hpreact.std(correction=0)),
+            "max_prob": float(F.softmax(logits, 1).max(1).values.mean()),
+            "histogram": [int(c) for c in torch.histc(h, 40, -1.0, 1.0).tolist()],
+        }

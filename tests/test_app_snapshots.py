@@ -94,3 +94,21 @@ def test_runs_screen(snap_compare, tmp_path):
     fixed_runs(tmp_path / "runs.db")
     app = CharMLPApp(kept_as("current", tmp_path))
     assert snap_compare(app, terminal_size=(80, 24), run_before=runs_listed)
+
+
+async def three_runs_then_diagnostics(pilot) -> None:
+    from app_helpers import until
+    from tui.diagnostics_screen import DiagnosticsScreen
+
+    await settle(pilot)
+    await pilot.press("left_square_bracket")  # N = 1,000
+    for _ in range(3):  # a measurement recorded at each 1,000 steps
+        await pilot.press("space")
+        await settle(pilot)
+    await pilot.press("D")
+    await until(pilot, lambda: isinstance(pilot.app.screen, DiagnosticsScreen) and pilot.app.screen.report is not None)
+
+
+def test_diagnostics_screen(snap_compare, fixed_rate, tmp_path):
+    app = CharMLPApp(kept_as("lecture", tmp_path))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=three_runs_then_diagnostics)

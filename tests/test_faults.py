@@ -289,7 +289,7 @@ STORM_KEYS = [  # (key, character) for every binding of the main screen and its 
     ("space", " "), ("enter", "\r"), ("s", "s"), ("a", "a"), ("up", None), ("down", None), ("plus", "+"),
     ("minus", "-"), ("left_square_bracket", "["), ("right_square_bracket", "]"), ("d", "d"), ("e", "e"), ("g", "g"),
     ("u", "u"), ("r", "r"), ("escape", None), ("escape", None), ("f1", None), ("question_mark", "?"),
-    ("ctrl+s", None), ("ctrl+o", None), ("y", "y"), ("n", "n"),
+    ("ctrl+s", None), ("ctrl+o", None), ("y", "y"), ("n", "n"), ("D", "D"), ("c", "c"),
 ]
 
 

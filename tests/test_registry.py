@@ -18,7 +18,7 @@ from tui.settings import build_parser, parse_settings
 
 
 def test_what_may_apply_mid_run_and_what_is_a_job_come_from_the_registry():
-    assert {v.name for v in VERBS if v.mid_run} == {"lr", "decay", "eval", "sample", "save", "snapshot"}
+    assert {v.name for v in VERBS if v.mid_run} == {"lr", "decay", "eval", "diag", "sample", "save", "snapshot"}
     assert {v.name for v in VERBS if v.long} == {"run", "sweep", "grid", "tune"}
 
 

@@ -1,28 +1,36 @@
 """The app's keys that open a screen and turn its answer into a command: help, save, export,
-load, the snapshots list, the new-run dialog and the runs screen (with the run store's answers
-it forwards to that screen). tui.app's CharMLPApp derives from DialogActions, which leaves it the
+load, the snapshots list, the new-run dialog, the runs screen (with the run store's answers
+it forwards to that screen) and the diagnostics screen (with the worker's reports). tui.app's CharMLPApp derives from DialogActions, which leaves it the
 worker, the status and `send`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 
 from core.actions import Action
 from core.files import resolved
 from tui.charts import TrainingChart, run_lines
-from tui.messages import Command, CurvesShown, Export, RunsListed, Save, ShowCurves, TrainingStatus
+from tui.diagnostics_screen import DiagnosticsScreen
+from tui.messages import (Command, CurvesShown, DiagnosticsReport, DiagnosticsUpdated, Export, RunsListed, Save,
+                          ShowCurves, TrainingStatus, WatchDiagnostics)
 from tui.new_run import NewRunScreen
 from tui.runs_screen import RunsScreen
 from tui.screens import HelpScreen, PathScreen, SnapshotsScreen, ask_where
+
+if TYPE_CHECKING:
+    from tui.worker import TrainerWorker
 
 
 class DialogActions(App[int]):
     status: TrainingStatus | None  # the latest the worker posted (None while loading)
     last_path: str  # the checkpoint path last saved or loaded: the next prompt's default
     written_paths: set[Path]  # files this app wrote: no question to overwrite them
+    worker: TrainerWorker  # the app's: `stop` ends the running job at a chunk boundary
+    diagnostics: DiagnosticsReport | None = None  # the latest report, while the diagnostics screen is open
 
     def send(self, command: Command) -> None:
         raise NotImplementedError  # the app's: to the worker
@@ -88,6 +96,25 @@ class DialogActions(App[int]):
 
         self.push_screen(RunsScreen(self.send, lambda: self.busy, self.written_paths, tuple(chart.overlay_labels)),
                          closed)
+
+    def action_diagnostics(self) -> None:
+        """The diagnostics screen; while it is open the worker posts its reports (and only then)."""
+        if any(isinstance(screen, DiagnosticsScreen) for screen in self.screen_stack):
+            return
+
+        def closed(_: None) -> None:
+            self.send(WatchDiagnostics(False))
+            self.diagnostics = None
+
+        self.push_screen(DiagnosticsScreen(self.diagnostics, self.worker.stop,
+                                           lambda: self.status is not None and self.status.job is not None), closed)
+        self.send(WatchDiagnostics(True))
+
+    def on_diagnostics_updated(self, message: DiagnosticsUpdated) -> None:
+        screens = [] if self.closing else [s for s in self.screen_stack if isinstance(s, DiagnosticsScreen)]
+        for screen in screens:  # none: posted before the screen closed
+            self.diagnostics = message.report
+            screen.show(message.report)
 
     def on_runs_listed(self, message: RunsListed) -> None:
         for screen in self.screen_stack:  # beneath a rename or delete question too

@@ -152,6 +152,7 @@ def _run_actions(trainer: Trainer, keeper: RunKeeper, actions: list[Action], set
             "hidden": trainer.model_config.hidden, "init": trainer.model_config.init,
             "batch_size": trainer.train_config.batch_size,
             "examples": ds.sizes(), "step": trainer.step, "lr_exponent": trainer.lr_exponent, "loss": losses,
+            "diagnostics": trainer.diagnose().as_json(),
             "elapsed_s": round(time.perf_counter() - started, 3),
             "steps_per_s": round(steps / train_seconds, 1) if train_seconds else None,
             "interrupted": stop(), "compiled": trainer.compiled, "run": keeper.run.name if keeper.run else None,

@@ -91,6 +91,9 @@ KEYS = (
     Key("ctrl+o", "load", "load", "load a checkpoint", "ctrl+o", footer=False, verb="load"),
     Key("ctrl+e", "export", "export", "export this session as a script that --headless --script-file replays", "ctrl+e",
         footer=False),
+    Key("D", "diagnostics", "diagnostics", "is the step size right: each tensor's update-to-data ratio over the steps "
+        "(guide: 10^-3, makemore part 3's rule of thumb), the tanh layer's saturation and its histogram now; the "
+        "training keys work there too", "D", footer=False),
     Key("m", "toggle_embedding", "emb map", "show the characters' embeddings instead of the LR sweep, and back", "m",
         footer=False),
     Key("escape", "stop", "stop", "stop the running job at the next chunk boundary", "escape"),
@@ -116,6 +119,14 @@ RUNS_KEYS = (
         "and evaluations", "E"),
     Key("c,escape", "close", "close", "close; the selected runs' dev curves (train dotted) are overlaid on the "
         "training chart", "c / escape"),
+)
+
+# inside the diagnostics screen (D; tui.diagnostics_screen); the main screen's keys work there too
+DIAGNOSTICS_KEYS = (
+    Key("D,c", "close", "close", "close: back to the training screen (runs go on recording the statistics)",
+        "D / c"),
+    Key("escape", "stop_or_close", "stop / close", "stop the running job at the next chunk boundary; when none "
+        "runs: close", "escape"),
 )
 
 # inside the trials screen (T, t; tui.tune_screen)

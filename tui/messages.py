@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from core.config import ModelConfig
+    from core.diagnostics import Diagnostics, DiagnosticsHistory
     from core.grid import GridResult
     from core.history import EvalPoint, HistoryView
     from core.search_view import SearchView
@@ -49,6 +50,13 @@ class Export:
 @dataclass(frozen=True)
 class Refresh:
     """Post the state now (something outside the queue changed, e.g. a compile finished)."""
+
+
+@dataclass(frozen=True)
+class WatchDiagnostics:
+    """The diagnostics screen opened (on) or closed: while it is open the worker posts DiagnosticsUpdated."""
+
+    on: bool
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ class ExportRuns:
 
 
 RunsCommand = ListRuns | OpenRun | RenameRun | DeleteRun | ShowCurves | ExportRuns
-Command = Action | LrStep | Save | Export | Refresh | Probe | RunsCommand
+Command = Action | LrStep | Save | Export | Refresh | WatchDiagnostics | Probe | RunsCommand
 
 
 # ---- payloads ------------------------------------------------------------------------------------
@@ -156,6 +164,18 @@ class TrainingStatus:
     snapshots: tuple[SnapshotRow, ...] = ()  # oldest first
 
 
+@dataclass(frozen=True)
+class DiagnosticsReport:
+    """What the diagnostics screen draws (core.diagnostics): the measurements the runs recorded, and
+    the latest: at the current parameters and LR when no job runs, the latest recorded while one does."""
+
+    history: DiagnosticsHistory  # never changed afterwards
+    current: Diagnostics | None
+    step: int
+    every: int  # steps between the measurements a run records (0: none)
+    job: str | None  # the action running now
+
+
 # ---- messages: worker -> UI ----------------------------------------------------------------------
 @dataclass
 class TrainerReady(Message):
@@ -173,6 +193,14 @@ class StateChanged(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, StateChanged)  # only the newest state matters
+
+
+@dataclass
+class DiagnosticsUpdated(Message):
+    report: DiagnosticsReport
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DiagnosticsUpdated)  # a newer report holds everything an older one did
 
 
 @dataclass

@@ -21,7 +21,7 @@ from core.errors import CharMLPError
 from core.files import resolved
 from core.ranges import MAX_SNAPSHOTS
 from core.verbs import VERBS
-from tui.keys import KEYS, RUNS_KEYS, TRIALS_KEYS
+from tui.keys import DIAGNOSTICS_KEYS, KEYS, RUNS_KEYS, TRIALS_KEYS
 from tui.messages import SnapshotRow
 
 ResultType = TypeVar("ResultType")
@@ -54,6 +54,7 @@ def help_text() -> Content:
     keys = [(f"  {key.shown:<16} ", "bold $accent") for key in KEYS]
     runs_keys = [(f"  {key.shown:<16} ", "bold $accent") for key in RUNS_KEYS]
     trials_keys = [(f"  {key.shown:<16} ", "bold $accent") for key in TRIALS_KEYS]
+    diagnostics_keys = [(f"  {key.shown:<16} ", "bold $accent") for key in DIAGNOSTICS_KEYS]
     verbs = [(f"  {verb.usage:<24} ", "bold $accent") for verb in VERBS]
     sweep, decay = VERBS["sweep"].values(Action("sweep")), VERBS["decay"].values(Action("decay"))
     return Content.assemble(
@@ -68,12 +69,15 @@ def help_text() -> Content:
         *[part for styled, key in zip(runs_keys, RUNS_KEYS) for part in (styled, f"{key.help}\n")],
         ("\nIn the trials screen of a search (T)\n", "bold"),
         *[part for styled, key in zip(trials_keys, TRIALS_KEYS) for part in (styled, f"{key.help}\n")],
+        ("\nIn the diagnostics screen (D)\n", "bold"),
+        *[part for styled, key in zip(diagnostics_keys, DIAGNOSTICS_KEYS) for part in (styled, f"{key.help}\n")],
         ("\nFinding a learning rate\n", "bold"),
         f"  1. s sweeps the LR from 10^{sweep['start']:g} to 10^{sweep['end']:g}, one step each, and marks a "
         "suggestion.\n"
         "  2. a adopts it; space runs N steps ([ ] change N); watch the loss.\n"
         f"  3. When the loss flattens, d decays the LR by {decay['factor']:g}; run on; e measures the full loss.\n"
-        "  4. u undoes a run that went wrong (a blown-up LR, a decay too early).\n",
+        "  4. u undoes a run that went wrong (a blown-up LR, a decay too early).\n"
+        "  5. D: are the steps the right size? Each tensor's update-to-data ratio against the 10^-3 guide.\n",
         ("\nHeadless script actions", "bold"), ' (charmlp-tui --headless --script "…")\n',
         *[part for styled, verb in zip(verbs, VERBS) for part in (styled, f"{verb.help}\n")],
     )

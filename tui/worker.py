@@ -22,8 +22,9 @@ from core.jobs import Progress
 from core.reading import shown_path
 from core.recording import write_script
 from core.verbs import VERBS
-from tui.messages import (Command, Export, Facts, GridFinished, Logged, LrStep, Probe, Refresh, RunsCommand, Save,
-                          SnapshotRow, StateChanged, SweepFinished, TrainerFailed, TrainerReady, TrainingStatus)
+from tui.messages import (Command, DiagnosticsReport, DiagnosticsUpdated, Export, Facts, GridFinished, Logged, LrStep,
+                          Probe, Refresh, RunsCommand, Save, SnapshotRow, StateChanged, SweepFinished, TrainerFailed,
+                          TrainerReady, TrainingStatus, WatchDiagnostics)
 from tui.run_commands import apply_runs_command
 from tui.settings import Settings
 from tui.tune_commands import SearchPosts, refusal, trial_facts
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 # 5 Hz: each UI refresh holds the GIL for several ms, time the training thread loses
 # (benchmarks/bench_app.py measures the cost). The step counter still looks live.
 STATUS_INTERVAL_S = 0.2
+DIAGNOSTICS_INTERVAL_S = 1.0  # while the diagnostics screen is open and a job runs: its three charts redraw
 
 
 class TrainerWorker:
@@ -121,7 +123,9 @@ class _Session:
         self._last_job: tuple[str, int, int] | None = None  # see TrainingStatus.last_job
         self._compiling = False  # a background compile of the training steps is under way
         self._search: SearchPosts | None = None  # a search (tune) runs: its views go to the app through this
-        self._last_post = self._last_eval = self._eval_cost = 0.0
+        self._last_post = self._last_eval = self._eval_cost = self._last_diagnostics = 0.0
+        self._watching = False  # the diagnostics screen is open: post DiagnosticsUpdated
+        self._diagnostics_posted = -1  # measurements in the last report posted during a job
         self._dataset: object = None  # the dataset the evaluation counts and the bigram loss are of
         self._bigram: float | None = None
         self.facts = self._facts()
@@ -135,7 +139,9 @@ class _Session:
         self._post_status(force=True)
         while (item := self.worker.commands.get()) is not None:
             self._taken, command = item
-            if not isinstance(command, (Refresh, Probe)):
+            if isinstance(command, WatchDiagnostics):
+                self._watching = command.on
+            elif not isinstance(command, (Refresh, Probe)):
                 self.worker.working = True
                 self.worker.stop_job.clear()
                 self._apply(command)
@@ -227,6 +233,8 @@ class _Session:
             self._taken, command = item
             if isinstance(command, Probe):
                 _answer(command, self.trainer)
+            elif isinstance(command, WatchDiagnostics):
+                self._watching, self._diagnostics_posted = command.on, -1
             elif not isinstance(command, Refresh):  # a status follows below anyway
                 self._apply(command, during_job=True)
         self._job_progress = progress
@@ -290,6 +298,21 @@ class _Session:
             snapshots=tuple(SnapshotRow(k.name, k.state.step, k.state.lr_exponent, k.dev_loss) for k in t.snapshots),
         )
         self.app.post_message(StateChanged(status))
+        if self._watching:
+            self._post_diagnostics(force)
+
+    def _post_diagnostics(self, force: bool) -> None:
+        """For the diagnostics screen: between jobs, a measurement at the parameters and LR now (a
+        forward and backward on one minibatch); during one, what the run recorded, at most once a second."""
+        t, now = self.trainer, time.monotonic()
+        log = t.diagnostics
+        if not force and (now - self._last_diagnostics < DIAGNOSTICS_INTERVAL_S or len(log) == self._diagnostics_posted):
+            return
+        self._last_diagnostics = now
+        self._diagnostics_posted = len(log)
+        current = log.latest if self._job is not None else t.diagnose()
+        self.app.post_message(DiagnosticsUpdated(DiagnosticsReport(log.view(), current, t.step, t.diagnose_every,
+                                                                   self._job)))
 
     def _log(self, text: str, error: bool = False) -> None:
         self.app.post_message(Logged(text, error))
