@@ -112,7 +112,7 @@ DIMS: tuple[Dimension, ...] = (
     Dim("block", 3, 8, True, False, "characters of context", ranges.BLOCK_SIZE),
     Dim("emb", 2, 32, True, True, "embedding width", ranges.EMB_DIM),
     Dim("hidden", 50, 600, True, True, "hidden neurons", ranges.HIDDEN),
-    Choice("init", ranges.INITS, "how the parameters start (the lecture's randn, or scaled as in part 3: --init)"),
+    Choice("init", ranges.INITS, "plain randn (the lecture's) or scaled (part 3's)"),
     Dim("batch", 32, 256, True, True, "minibatch size", ranges.BATCH_SIZE),
     Dim("lr", -2.0, -0.3, False, False, "learning-rate exponent (lr = 10**lr)", ranges.LR_EXPONENT),
     Dim("decay_at", 0.3, 0.9, False, False, "when the LR is decayed, as a fraction of the steps", DECAY_AT),
