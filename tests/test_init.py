@@ -97,7 +97,7 @@ def test_a_run_keeps_it_and_resumes_with_it(headless, tmp_path):
 
 def test_a_bad_init_flag_is_one_line(headless):
     code, out, err = headless("--init", "xavier")
-    assert code == 2 and "invalid choice: 'xavier'" in err and "lecture" in err
+    assert code == 2 and "init must be lecture or scaled, got 'xavier'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_the_search_draws_it_as_a_category():

@@ -90,10 +90,10 @@ def split_fractions(text: str) -> tuple[float, float, float]:
     return parts[0], parts[1], parts[2]
 
 
-def in_range(bounds: ranges.IntRange | ranges.FloatRange) -> Callable[[str], int | float]:
-    """An argparse type that reads a number and checks it against core.ranges."""
+def in_range(bounds: ranges.IntRange | ranges.FloatRange | ranges.Words) -> Callable[[str], int | float | str]:
+    """An argparse type that reads a value and checks it against core.ranges."""
 
-    def number(text: str) -> int | float:
+    def number(text: str) -> int | float | str:
         try:
             return bounds.parse(text)
         except CharMLPError as e:
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--emb-dim", type=int, default=m.emb_dim, metavar="N",
                        help="embedding width per character (default %(default)s)")
     model.add_argument("--hidden", type=int, default=m.hidden, metavar="N", help="tanh hidden units (default %(default)s)")
-    model.add_argument("--init", choices=ranges.INITS, default=m.init, metavar="|".join(ranges.INITS),
+    model.add_argument("--init", type=in_range(ranges.INIT), default=m.init, metavar="|".join(ranges.INITS),
                        help="how the parameters are drawn: 'lecture', plain randn as in makemore part 2 (default); "
                             "'scaled', the same draws scaled as in part 3 (W1 by (5/3)/sqrt(fan-in), b1 and W2 by "
                             "0.01, b2 zero), which keeps tanh out of saturation at any context width")
