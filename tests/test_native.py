@@ -396,3 +396,26 @@ def test_forcing_the_compiled_steps_overrides_the_measurement(small_words, tmp_p
     trainer = new_trainer(small_words)
     trainer.start_compiling(cache_dir=tmp_path, switch=False)
     assert trainer.use_engine("compiled") == "compiled (native steps)" and trainer.compiled
+
+
+# ---- headless: long actions on the faster engine, and the summary says which -------------------------
+def test_a_headless_grid_runs_on_the_compiled_steps_when_cached_and_says_so(small_file, tmp_path, monkeypatch, capsys):
+    """A grid or sweep alone is too short to pay for a cold build (~1 s), but a cached library loads
+    in milliseconds: headless then measures and uses the faster engine for them too."""
+    import json
+
+    from tui.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    script = ["--headless", "--data", str(small_file), "--script", "grid -3 0 8 100; sweep -3 0 100", "--json"]
+    assert main([*script, "--no-runs"]) == 0  # nothing cached: the eager step, no build
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["engine"] == {"kind": "eager", "arch": None} and "compiled" not in err
+    native.build()
+    assert native.is_cached()
+    assert main([*script, "--no-runs"]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out.splitlines()[-1])
+    assert "calibration: compiled" in err and "runs use the compiled steps" in err, err
+    assert summary["engine"] == {"kind": "compiled", "arch": "native"} and summary["compiled"] is True
+    assert len(summary["grid"]["losses"]) == 8 and summary["sweep"]["points"]
