@@ -101,11 +101,15 @@ def dataset_build_bytes(n_examples: int, n_words: int, block_size: int) -> int:
     """Peak of core.dataset.build_examples for one split of n_examples (= its characters + words):
     X (N, T) and Y (N,) int64 at their final size; beside them the padded text of the words
     (chars + W T characters) twice as str and once as bytes, up to 2 bytes a character (4 for
-    characters past U+FFFF); ~6 int64 vectors a word; one chunk's int64 index vectors."""
+    characters past U+FFFF); ~20 int64s a word (its length, segment start, example count and
+    their temporaries; the words' list copied by the split and joined for the digest); one
+    chunk's int64 index vectors and its
+    windows, which the allocator keeps for the next chunk (measured: 37 bytes an example in all
+    at block 3 / 1M words, 155 at block 16 / 100k; it was 91 and 296)."""
     T = block_size
     text = n_examples + n_words * T
     chunk = min(n_examples, DATASET_CHUNK_WORDS * -(-n_examples // max(n_words, 1)))  # words of average length
-    return I64 * n_examples * (T + 1) + 6 * text + 6 * I64 * n_words + 4 * I64 * chunk
+    return I64 * n_examples * (T + 1) + 6 * text + 20 * I64 * n_words + (5 * I64 + T + 1) * chunk
 
 
 def dataset_rest_bytes(n_examples: int, block_size: int) -> int:
