@@ -109,7 +109,9 @@ template <int NV>
 inline void rows(int M, int j, int K, const float *a, long ars, long aks, const float *b, long ldb, float *out,
                  long ldo, Init init, const float *bias, float scale) {
     int r = 0;
-    constexpr int R = NV == 1 ? 8 : 4;  // 8 rows x 1 vector or 4 x 2: 8 accumulators
+    // 8 rows x 1 vector or 4 x 2: 8 accumulators in 16 registers (AVX, SSE); with AVX-512's 32,
+    // 8 x 2: 16 accumulators hide the FMA latency better (10.8 -> 9.9 µs a step at the lecture's size)
+    constexpr int R = NV == 1 || VW == 16 ? 8 : 4;
     for (; r + R <= M; r += R) block<R, NV>(r, j, K, a, ars, aks, b, ldb, out, ldo, init, bias, scale);
     switch (M - r) {
 #define REST(n) \
