@@ -210,9 +210,12 @@ extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, flo
     for (int s = 0; s < k; ++s) {
         const int64_t *xs = X + (long)s * B * T, *ys = Y + (long)s * B;
         const float c = -lrs[s] / B;  // every gradient below is B times the true one
-        for (int b = 0; b < B; ++b)
+        // gathered and scattered VW examples at a time, like the transposes: row by row at batch
+        // 512 (a 2 KB stride) the scan measured 1.5x the time per multiply-add of batch 256
+        for (int b0 = 0; b0 < B; b0 += VW)
             for (int t = 0; t < T; ++t)
-                for (int e = 0; e < E; ++e) xT[(long)(t * E + e) * Bp + b] = C[xs[b * T + t] * E + e];
+                for (int e = 0; e < E; ++e)
+                    for (int b = b0; b < B && b < b0 + VW; ++b) xT[(long)(t * E + e) * Bp + b] = C[xs[b * T + t] * E + e];
         // forward: hT = tanh(W1ᵀ xᵀ + b1), logits = h W2 + b2
         gemm(H, Bp, TE, w1, 1, Hp, xT, Bp, hT, Bp, Init::row_bias, bias1);
         for (long i = 0; i < (long)H * Bp; i += VW) store(hT + i, vtanh(load(hT + i)));
@@ -255,9 +258,10 @@ extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, flo
         gemm(TE, Hp, B, xT, Bp, 1, dz, Hp, w1, Hp, Init::accumulate, nullptr, c);
         for (int b = 0; b < B; ++b)
             for (int h = 0; h < Hp; h += VW) store(bias1 + h, load(bias1 + h) + c * load(dz + (long)b * Hp + h));
-        for (int b = 0; b < B; ++b)
+        for (int b0 = 0; b0 < B; b0 += VW)
             for (int t = 0; t < T; ++t)
-                for (int e = 0; e < E; ++e) C[xs[b * T + t] * E + e] += c * dxT[(long)(t * E + e) * Bp + b];
+                for (int e = 0; e < E; ++e)
+                    for (int b = b0; b < B && b < b0 + VW; ++b) C[xs[b * T + t] * E + e] += c * dxT[(long)(t * E + e) * Bp + b];
     }
 
     for (int j = 0; j < TE; ++j) std::memcpy(W1 + (long)j * H, w1 + (long)j * Hp, H * sizeof(float));
