@@ -98,7 +98,11 @@ def compile_native(trainer: Trainer) -> str:
     lines: list[str] = []
     trainer.start_compiling(lines.append).join()
     trainer.use_engine("compiled")
-    return lines[0].split("ready (", 1)[1].replace("; calibration: ", ") (calibration: ") if trainer.compiled else lines[0]
+    if not trainer.compiled:
+        return lines[0]
+    how = lines[0].split("ready (", 1)[1].split(")", 1)[0]
+    chose = lines[0].rsplit(": ", 1)[1].split(",", 1)[0] if "calibration: " in lines[0] else "not measured"
+    return f"{how}; calibration: {chose}"
 
 
 def evaluation_rows(words, block: int, repeats: int):
