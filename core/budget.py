@@ -28,6 +28,7 @@ CHECK_FROM = 64 * MiB  # below this nothing is read from the system: the fast pa
 EVAL_CHUNK_BYTES = 32 * MiB  # one forward pass of evaluation or sampling stays under this
 EVAL_MAX_ROWS = 65536  # and under this many rows (more gains nothing in speed)
 THREAD_BYTES = 16 * MiB  # what a thread that joins the work touches: measured ~8-16 MiB with torch's BLAS
+DATASET_CHUNK_WORDS = 1 << 16  # words whose examples core.dataset gathers at a time: bounds its index vectors
 GRID_THREADS = 2  # threads for the LR grid's K models where the machine has them (core.grid runs them)
 
 # copies of the parameters alive during a run: the model, the state kept for undo (Trainer.state),
@@ -97,13 +98,18 @@ DATASET_HINT = "choose a smaller --block-size, or a words file with fewer or sho
 
 
 def dataset_build_bytes(n_examples: int, n_words: int, block_size: int) -> int:
-    """Peak of core.dataset.build_examples for one split of n_examples (= its characters + words).
-    int64 throughout: examples (N, T+1), X (N, T) and Y (N,) alive together, the flat padded
-    encoding (chars + W(T+1),), ~8 index vectors (N,) (word_of_ex, starts, …), and the
-    encoding's (chars,) text, int32 and int64 temporaries before them; T/2 more per example for
-    the allocator's slack (measured: 1.0x of (2T+12) at block 64, 200k names)."""
+    """Peak of core.dataset.build_examples for one split of n_examples (= its characters + words):
+    X (N, T) and Y (N,) int64 at their final size; beside them the padded text of the words
+    (chars + W T characters) twice as str and once as bytes, up to 2 bytes a character (4 for
+    characters past U+FFFF); ~20 int64s a word (its length, segment start, example count and
+    their temporaries; the words' list copied by the split and joined for the digest); one
+    chunk's int64 index vectors and its
+    windows, which the allocator keeps for the next chunk (measured: 37 bytes an example in all
+    at block 3 / 1M words, 155 at block 16 / 100k; it was 91 and 296)."""
     T = block_size
-    return I64 * (n_examples * (5 * T // 2 + 12) + n_words * (T + 2)) + 48 * n_examples
+    text = n_examples + n_words * T
+    chunk = min(n_examples, DATASET_CHUNK_WORDS * -(-n_examples // max(n_words, 1)))  # words of average length
+    return I64 * n_examples * (T + 1) + 6 * text + 20 * I64 * n_words + (5 * I64 + T + 1) * chunk
 
 
 def dataset_rest_bytes(n_examples: int, block_size: int) -> int:

@@ -49,43 +49,53 @@ class Dataset:
         return {name: len(self.split(name)) for name in SPLIT_NAMES}
 
 
-def encode(words: list[str], vocab: Vocab) -> torch.Tensor:
-    """All characters of all words, concatenated, as ids (vocab.chars[i] -> i + 1)."""
-    text = "".join(words)
-    codes = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32).long()
-    table = torch.tensor([ord(c) for c in vocab.chars], dtype=torch.long)  # sorted code points
-    ids = torch.searchsorted(table, codes)
-    unknown = (ids >= len(table)) | (table[ids.clamp(max=len(table) - 1)] != codes)
-    if unknown.any():
-        bad = chr(int(codes[unknown.nonzero()[0, 0]]))
-        raise ValueError(f"character {bad!r} is not in the vocabulary")
-    return ids + 1
+def segments(words: list[str], vocab: Vocab, block_size: int) -> torch.Tensor:
+    """Every word as block_size boundary tokens, its ids (vocab.chars[i] -> i + 1) and one closing
+    boundary, all concatenated: uint8 where the ids fit, else int32. Made as text: the words joined
+    by boundary marks (a character none of them has), mapped to ids by one str.translate and
+    encoded one byte (or four) a character, so the build holds no int64 vector per character."""
+    known = set(vocab.chars)
+    mark = next(c for c in map(chr, range(0x110000)) if c not in known)  # stands for the boundary until mapped
+    text = mark * block_size + (mark * (block_size + 1)).join(words) + mark
+    unknown = text.translate(dict.fromkeys(map(ord, known | {mark})))
+    if unknown:
+        raise ValueError(f"character {unknown[0]!r} is not in the vocabulary")
+    ids = text.translate({ord(c): i + 1 for i, c in enumerate(vocab.chars)} | {ord(mark): 0})
+    del text
+    if vocab.size <= 256:
+        return torch.frombuffer(bytearray(ids, "latin-1"), dtype=torch.uint8)
+    return torch.frombuffer(bytearray(ids, "utf-32-le"), dtype=torch.int32)
 
 
 def build_examples(words: list[str], vocab: Vocab, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Every (context, next char) pair of every word, as the lecture's build_dataset, without a Python loop.
 
-    Each word w becomes block_size boundary tokens, its ids, and one closing boundary;
+    Each word w becomes block_size boundary tokens, its ids, and one closing boundary (segments);
     every window of block_size + 1 that ends on a character or the closing boundary is an example.
+    X and Y are made at their final size and filled a chunk of words at a time: the peak is them
+    (8(T+1) bytes an example) and little more (core.budget.dataset_build_bytes; it was ~100 bytes
+    an example at block 3 when every step made int64 vectors as long as the examples).
     """
     T = block_size
-    if not words:
-        return torch.empty(0, T, dtype=torch.long), torch.empty(0, dtype=torch.long)
     lengths = torch.tensor([len(w) for w in words], dtype=torch.long)  # (W,)
-    seg_len = lengths + T + 1  # (W,) boundary padding + word + end token
-    seg_start = torch.cumsum(seg_len, 0) - seg_len  # (W,) where each word's segment begins
-    flat = torch.zeros(int(seg_len.sum()), dtype=torch.long)  # all segments, boundaries = 0
-    word_of_char = torch.repeat_interleave(torch.arange(len(words)), lengths)  # (n_chars,)
-    char_start = torch.cumsum(lengths, 0) - lengths  # (W,) first char of each word in the encoding
-    pos_in_word = torch.arange(word_of_char.shape[0]) - char_start[word_of_char]
-    flat[seg_start[word_of_char] + T + pos_in_word] = encode(words, vocab)
-    windows = flat.unfold(0, T + 1, 1)  # (len - T, T + 1) views, no copy
     n_ex = lengths + 1  # examples per word
-    word_of_ex = torch.repeat_interleave(torch.arange(len(words)), n_ex)
-    ex_start = torch.cumsum(n_ex, 0) - n_ex
-    starts = seg_start[word_of_ex] + torch.arange(word_of_ex.shape[0]) - ex_start[word_of_ex]
-    examples = windows[starts]  # (N, T + 1)
-    return examples[:, :T].contiguous(), examples[:, T].contiguous()
+    N = int(n_ex.sum())
+    X, Y = torch.empty(N, T, dtype=torch.long), torch.empty(N, dtype=torch.long)
+    if not words:
+        return X, Y
+    windows = segments(words, vocab, T).unfold(0, T + 1, 1)  # (len - T, T + 1) views, no copy
+    seg_start = torch.cumsum(lengths + T + 1, 0) - (lengths + T + 1)  # (W,) where each word's segment begins
+    done, chunk = 0, budget.DATASET_CHUNK_WORDS
+    for lo in range(0, len(words), chunk):
+        n = n_ex[lo : lo + chunk]
+        k = int(n.sum())
+        first_ex = torch.cumsum(n, 0) - n  # each word's first example, counted from this chunk's first
+        starts = torch.repeat_interleave(seg_start[lo : lo + chunk] - first_ex, n) + torch.arange(k)
+        examples = windows[starts]  # (k, T + 1)
+        X[done : done + k] = examples[:, :T]
+        Y[done : done + k] = examples[:, T]
+        done += k
+    return X, Y
 
 
 def split_words(words: list[str], fractions: tuple[float, float, float], seed: int = 42) -> list[list[str]]:

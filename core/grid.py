@@ -6,9 +6,14 @@ A ramp sweep answers "where does the loss blow up" from one noisy step per LR; t
   matmul for all K, not a Python loop over models); the step is core.step's math with a batch
   dimension, and each model's learning rate scales its gradient at the source (dloss/dlogits),
   so one update call serves all K.
-- NativeGrid, once the native steps are built (core.native): each model runs a whole chunk in
-  one native call, the models spread over threads (the call releases the GIL). Each model's
-  steps are exactly the single model's native steps.
+- NativeGrid, once the native steps are built and chosen (core.native): each model runs a whole
+  chunk in one native call. Each model's steps are exactly the single model's native steps.
+Threads: a second one only where measured to pay. The native grid times its chunks with one
+thread and with two (the call releases the GIL; the second thread takes models from a queue, so a
+slow core only does fewer of them) and keeps the faster, checking again now and then, as the
+load can change. The batched torch ops keep the caller's torch threads (one by default): torch's
+threads wait for each other at every op, and with another process holding one of two cores a
+second thread made the grid 20-300x slower (0.15 s quiet, 3.5-51 s; one thread a steady 0.25 s).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,6 +35,7 @@ from core.native import NativeKernel
 TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input
 AVERAGE_LAST = 0.2  # a model's grid loss: its mean minibatch loss over the last 20% of the steps
 GRID_THREADS = budget.GRID_THREADS
+RECHECK_EVERY = 16  # chunks after which the native grid times the other thread count again
 
 
 @dataclass(frozen=True)
@@ -108,12 +114,39 @@ class BatchedSGD:
         return picked.view(k, K, B).mean(2).neg_()
 
 
+@dataclass
+class ThreadChoice:
+    """One thread or the pool's: each chunk's time per model-step under each, the faster used, the
+    other timed again every RECHECK_EVERY chunks."""
+
+    pool_threads: int
+    seconds: dict[int, float] = field(default_factory=dict)  # threads -> the latest time per model-step
+    chunks: int = 0
+
+    def threads(self) -> int:
+        if self.pool_threads < 2:
+            return 1
+        untimed = [n for n in (1, self.pool_threads) if n not in self.seconds]
+        if untimed:
+            return untimed[0]
+        faster = min(self.seconds, key=self.seconds.__getitem__)
+        if self.chunks % RECHECK_EVERY == 0:
+            return self.pool_threads if faster == 1 else 1
+        return faster
+
+    def timed(self, threads: int, seconds_per_model_step: float) -> None:
+        self.seconds[threads] = seconds_per_model_step
+        self.chunks += 1
+
+
 class NativeGrid:
     """K copies of `params`, each trained in place with one learning rate by the native kernel."""
 
-    def __init__(self, kernel: NativeKernel, params: Params, lrs: list[float], pool: ThreadPoolExecutor) -> None:
+    def __init__(self, kernel: NativeKernel, params: Params, lrs: list[float], pool: ThreadPoolExecutor,
+                 pool_threads: int) -> None:
         self.kernel, self.lrs, self.pool = kernel, lrs, pool
         self.models = [params.clone() for _ in lrs]
+        self.choice = ThreadChoice(pool_threads)
 
     def run(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """One step per minibatch of X (k, B, T), Y (k, B) for all K models; (k, K) losses."""
@@ -123,7 +156,12 @@ class NativeGrid:
         def train(model: int) -> torch.Tensor:
             return self.kernel.run(self.models[model], X, Y, [self.lrs[model]] * k)
 
-        return torch.stack(list(self.pool.map(train, range(len(self.models)))), 1)
+        threads = self.choice.threads()
+        t0 = time.perf_counter()
+        every = range(len(self.models))
+        losses = list(self.pool.map(train, every)) if threads > 1 else [train(m) for m in every]
+        self.choice.timed(threads, (time.perf_counter() - t0) / (k * len(self.models)))
+        return torch.stack(losses, 1)
 
 
 def train_grid(params: Params, kernel: NativeKernel | None, train: Split, batch_size: int, chunk_steps: int, seed: int,
@@ -136,20 +174,13 @@ def train_grid(params: Params, kernel: NativeKernel | None, train: Split, batch_
     budget.check(f"grid K={len(exponents)}", budget.grid_needs(len(exponents), TE // E, E, H, V, batch_size, chunk_steps,
                                                               native=kernel is not None))
     lrs = [10.0**e for e in exponents]
-    # K models are work enough for a second core, unlike the single model at batch 32, where
-    # handing each op to another thread costs more than it gains
-    threads = min(GRID_THREADS, os.cpu_count() or 1)
-    if kernel is not None:
+    if kernel is not None:  # K models may be work enough for a second core: measured (ThreadChoice)
+        threads = min(GRID_THREADS, os.cpu_count() or 1)
         with ThreadPoolExecutor(threads, thread_name_prefix="charmlp-grid") as pool:
-            return _train(NativeGrid(kernel, params, lrs, pool), train, batch_size, chunk_steps, seed, at_step,
+            return _train(NativeGrid(kernel, params, lrs, pool, threads), train, batch_size, chunk_steps, seed, at_step,
                           exponents, steps, on_progress, should_stop)
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(max(torch_threads, threads))
-    try:
-        return _train(BatchedSGD(params, lrs, batch_size), train, batch_size, chunk_steps, seed, at_step, exponents,
-                      steps, on_progress, should_stop)
-    finally:
-        torch.set_num_threads(torch_threads)
+    return _train(BatchedSGD(params, lrs, batch_size), train, batch_size, chunk_steps, seed, at_step, exponents,
+                  steps, on_progress, should_stop)
 
 
 def _train(models: BatchedSGD | NativeGrid, train: Split, batch_size: int, chunk_steps: int, seed: int, at_step: int,

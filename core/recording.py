@@ -5,8 +5,9 @@ the middle of a run (an LR change, a decay, an evaluation, samples) splits it: `
 run 7600`. Runs and minibatches are deterministic given the seed, so replaying the script with
 `charmlp-tui --headless --script-file` reproduces the losses exactly. The eager and the compiled
 steps differ in float rounding, so the script says which one ran where: it starts `engine eager`
-and has `engine compiled` at the step the app switched (when the background build was done); a
-replay switches at the same steps (on the same machine: the compiled steps are built for its CPU).
+and has `engine compiled` at the step the app switched (when the background build was done and
+measured faster), after a comment with the measurement; a replay switches at the same steps (on
+the same machine: the compiled steps are built for its CPU), without measuring again.
 One caveat: the blow-up watch starts afresh with each `run`, so a run that blew up after a
 mid-run change may stop at another step.
 Free of torch.
@@ -28,6 +29,7 @@ class SessionRecord:
         self.lines: list[str] = []
         self._run_start: int | None = None  # step where the current segment of a run began
         self._run_left = 0  # steps the current run still has to go, as requested
+        self._engine: str | None = None  # the engine the last `engine` line named
 
     def applied(self, action: Action) -> None:
         """An action other than run, applied successfully. Saving is kept as a comment: a replay
@@ -38,6 +40,16 @@ class SessionRecord:
         """The steps from at_step on run on `engine` (core.ranges.ENGINES); may come mid-run."""
         self.split_run(at_step)
         self.lines.append(f"engine {engine}")
+        self._engine = engine
+
+    def engine_chosen(self, engine: str, at_step: int, why: str) -> None:
+        """A measurement chose `engine` from at_step on: why, as a comment, and an `engine` line
+        where it changes what runs (a run goes on unsplit where it does not)."""
+        if engine != self._engine:
+            self.split_run(at_step)
+        self.lines += [f"# {part}" for part in why.splitlines()]
+        if engine != self._engine:
+            self.engine_switched(engine, at_step)
 
     def run_started(self, steps: int, at_step: int) -> None:
         self._run_start, self._run_left = at_step, steps

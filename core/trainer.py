@@ -34,8 +34,8 @@ from core.jobs import Divergence, Progress, ProgressFn, RunResult, StopFn, chunk
 from core.losswatch import LossWatch
 from core.rollback import Chunk, KeptChunks
 from core.model import Params, init_params
-from core.native import NativeSteps, suits
-from core.native.engine import Engine
+from core.native import NativeSteps
+from core.native.engine import Engine, OnSwitch
 from core.sampling import sample_names
 from core.state import ModelSnapshot, TrainingState
 from core.step import SGDStep, Stepper
@@ -142,26 +142,25 @@ class Trainer:
     # ---- engines (core.native.engine) --------------------------------------------------------
     @property
     def compiled(self) -> bool:
-        """Whether runs use the native (compiled) steps from their next chunk on."""
-        return self.engine.wanted() and self._native_suits()
-
-    def _native_suits(self) -> bool:
-        return suits(self.params, self.train_config.batch_size)
+        """Whether runs use the native (compiled) steps from their next chunk on (in automatic
+        mode, where measured faster on this model: a new shape is measured here, tens of ms)."""
+        return self.engine.wanted(self.params, self.train_config.batch_size)
 
     def start_compiling(self, on_done: Callable[[str], None] = lambda message: None, cache_dir: Path | None = None,
-                        switch: bool = True, on_switch: Callable[[int], None] = lambda step: None) -> threading.Thread:
+                        switch: bool = True, on_switch: OnSwitch = lambda engine, step, why: None) -> threading.Thread:
         """Build the native steps in the background (core.native.engine.Engine.start_compiling)."""
-        return self.engine.start_compiling(self._native_suits, on_done, cache_dir, switch, on_switch)
+        return self.engine.start_compiling(lambda: (self.params, self.train_config.batch_size), on_done, cache_dir,
+                                           switch, on_switch)
 
     def use_engine(self, engine: str) -> str:
         """Run on "eager" or "compiled" steps from now on; returns what runs use now, in words."""
         if engine not in ranges.ENGINES:
             raise ConfigError(f"engine must be {' or '.join(ranges.ENGINES)}, got {engine!r}")
-        return self.engine.use(engine, self._native_suits)
+        return self.engine.use(engine, self.params)
 
     def _stepper(self) -> Stepper:
-        """The native steps where they are on and suit the model; else the eager step."""
-        self.engine.switch_if_due(self.step)
+        """The native steps where they are on and chosen for the model; else the eager step."""
+        self.engine.switch_if_due(self.step, self.params, self.train_config.batch_size)
         if self.compiled and self.engine.kernel is not None:
             return NativeSteps(self.engine.kernel, self.params)
         return self._sgd
@@ -312,7 +311,7 @@ class Trainer:
         exponents evenly spaced in [start, end], side by side (core.grid). The model itself is untouched."""
         start, end = ranges.check_span(start, end, "grid")
         exponents = torch.linspace(start, end, ranges.GRID_MODELS.check(models)).tolist()
-        self.engine.switch_if_due(self.step)
+        self.engine.switch_if_due(self.step, self.params, self.train_config.batch_size)
         kernel = self.engine.kernel if self.compiled else None
         return train_grid(self.params, kernel, self.dataset.train, self.train_config.batch_size,
                           self.train_config.chunk_steps, self.model_config.seed + 3 + self.step, self.step, exponents,

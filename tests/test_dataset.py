@@ -1,4 +1,8 @@
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,3 +77,33 @@ def test_non_ascii_words(tmp_path):
     ds = make_dataset(words, 3, DataConfig(split=(1, 0, 0)))
     assert ds.vocab.size == len(set("zoéstraße😀x")) + 1
     assert len(ds.train) == sum(len(w) + 1 for w in words)
+
+
+PEAK = r"""
+import random, sys
+from core.config import DataConfig
+from core.dataset import make_dataset
+from core.words import load_words
+
+def status(key):
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(key))
+
+real = load_words(None)
+rng = random.Random(0)
+words = [a[: len(a) // 2 + 1] + b[len(b) // 2 :] for a, b in ((rng.choice(real), rng.choice(real)) for _ in range(300_000))]
+make_dataset(real[:300], 3, DataConfig())  # torch's code paged in
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # VmHWM starts again from VmRSS
+before = status("VmRSS")
+ds = make_dataset(words, 3, DataConfig())
+print((status("VmHWM") - before) / sum(ds.sizes().values()))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="measures the peak through Linux's /proc")
+def test_the_build_peaks_at_under_48_bytes_an_example():
+    """32 bytes an example at rest (block 3: X and Y int64); the build once peaked at ~100."""
+    out = subprocess.run([sys.executable, "-c", PEAK], cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) <= 48, out.stdout

@@ -1,20 +1,28 @@
-"""The native training steps (core.native): same math as the eager step, built in the background,
-switched to at a chunk boundary, and a failed build leaves the eager step in place."""
+"""The native training steps (core.native): same math as the eager step for every ISA level this
+machine can run (x86: the baseline, v2, v3 and native), built in the background, switched to at a
+chunk boundary where measured faster, and a failed build leaves the eager step in place."""
 
 from __future__ import annotations
 
+import os
+import platform
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 
-from core import native
+from core import environment, native
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.dataset import make_dataset
 from core.grid import NativeGrid
 from core.model import Params, init_params
 from core.step import SGDStep
 from core.trainer import Trainer
+
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+# every -march level CHARMLP_NATIVE_ARCH can name that this machine runs: checked against eager each
+ARCHES = ["native", "x86-64", "x86-64-v2", "x86-64-v3"] if X86 else ["native"]
 
 
 def new_trainer(words, **model) -> Trainer:
@@ -27,11 +35,32 @@ def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
 
+def build_for(arch: str, cache_dir: Path) -> tuple[native.NativeKernel, str]:
+    """native.build with CHARMLP_NATIVE_ARCH=arch (module fixtures cannot use monkeypatch)."""
+    before = os.environ.get(environment.NATIVE_ARCH)
+    os.environ[environment.NATIVE_ARCH] = arch
+    try:
+        return native.build(cache_dir)
+    finally:
+        if before is None:
+            del os.environ[environment.NATIVE_ARCH]
+        else:
+            os.environ[environment.NATIVE_ARCH] = before
+
+
 @pytest.fixture(scope="module")
-def kernel(cache_dir) -> native.NativeKernel:
-    kernel, how = native.build(cache_dir)  # a real build, not one from the user's cache
-    assert how.startswith("built with")
-    return kernel
+def kernels(cache_dir) -> dict[str, native.NativeKernel]:
+    """A real build per ISA level, not one from the user's cache."""
+    built = {}
+    for arch in ARCHES:
+        built[arch], how = build_for(arch, cache_dir)
+        assert f"-march={arch}" in how and "built with" in how, how
+    return built
+
+
+@pytest.fixture(scope="module")
+def kernel(kernels) -> native.NativeKernel:
+    return kernels["native"]
 
 
 def minibatches(trainer: Trainer, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,14 +69,18 @@ def minibatches(trainer: Trainer, k: int, seed: int = 0) -> tuple[torch.Tensor, 
     return train.X[ix], train.Y[ix]
 
 
+@pytest.mark.parametrize("arch", ARCHES)
 @pytest.mark.parametrize("shape", [
     {},  # the lecture's: emb 2, hidden 100, batch 32
     {"block_size": 4, "emb_dim": 3, "hidden": 37, "batch": 50},  # nothing a whole number of vectors
     {"emb_dim": 10, "hidden": 200, "batch": 7},
+    {"hidden": 500, "batch": 40},  # padded to 512: the blocked transposes at a 2 KB stride
 ])
-def test_native_steps_match_the_eager_step_in_float64(kernel, small_words, shape):
+def test_native_steps_match_the_eager_step_in_float64(kernels, small_words, shape, arch):
     """Against the float64 eager step (itself checked against autograd): a wrong gradient would be
-    far outside float32 rounding."""
+    far outside float32 rounding. Each ISA level has its own vector width and its own code."""
+    kernel = kernels[arch]
+    shape = dict(shape)
     batch = shape.pop("batch", 32)
     trainer = Trainer(make_dataset(small_words, shape.get("block_size", 3), DataConfig()), ModelConfig(**shape),
                       TrainConfig(batch_size=batch))
@@ -80,8 +113,9 @@ def test_each_model_of_the_native_grid_is_the_single_model_run(kernel, trainer):
     X, Y = minibatches(trainer, 100)
     lrs = [0.01, 0.1, 0.3, 1.0]
     with ThreadPoolExecutor(2) as pool:
-        grid = NativeGrid(kernel, trainer.params, lrs, pool)
-        grid_losses = grid.run(X, Y)  # (100, 4)
+        grid = NativeGrid(kernel, trainer.params, lrs, pool, 2)
+        grid_losses = torch.cat([grid.run(X[:50], Y[:50]), grid.run(X[50:], Y[50:])])  # one thread, then two
+    assert set(grid.choice.seconds) == {1, 2}
     for k, lr in enumerate(lrs):
         single = trainer.params.clone()
         assert torch.equal(grid_losses[:, k], kernel.run(single, X, Y, [lr] * 100))
@@ -93,18 +127,9 @@ def native_trainer(small_words, cache_dir, kernel):
     trainer = new_trainer(small_words)
     lines: list[str] = []
     trainer.start_compiling(lines.append, cache_dir).join(120)
-    assert lines and "ready (from the cache" in lines[0] and "runs use them" in lines[0], lines
+    assert lines and "from the cache" in lines[0] and "runs use the compiled steps" in lines[0], lines
     assert trainer.compiled
     return trainer
-
-
-def test_a_big_model_stays_on_the_eager_step(small_words, cache_dir, kernel):
-    trainer = Trainer(make_dataset(small_words, 8, DataConfig()), ModelConfig(block_size=8, emb_dim=24, hidden=512),
-                      TrainConfig(batch_size=256))
-    lines: list[str] = []
-    trainer.start_compiling(lines.append, cache_dir).join(120)
-    assert "runs stay on the eager step" in lines[0] and not trainer.compiled
-    assert isinstance(trainer._stepper(), SGDStep)
 
 
 def test_native_runs_match_eager_runs(native_trainer, small_words, cache_dir):
@@ -119,7 +144,7 @@ def test_native_runs_match_eager_runs(native_trainer, small_words, cache_dir):
     # a second trainer finds the library in the cache too
     lines: list[str] = []
     new_trainer(small_words).start_compiling(lines.append, cache_dir).join(120)
-    assert "ready (from the cache" in lines[0]
+    assert "from the cache" in lines[0]
 
 
 def test_a_build_that_ends_mid_run_switches_at_a_chunk_boundary_that_a_script_can_replay(small_words, cache_dir,
@@ -130,8 +155,8 @@ def test_a_build_that_ends_mid_run_switches_at_a_chunk_boundary_that_a_script_ca
     real_build = native.build
     monkeypatch.setattr(native, "build", lambda cache_dir=None: (release.wait(60), real_build(cache_dir))[1])
     live = new_trainer(small_words)
-    switches: list[int] = []
-    build = live.start_compiling(cache_dir=cache_dir, on_switch=switches.append)
+    switches: list[tuple[str, int]] = []
+    build = live.start_compiling(cache_dir=cache_dir, on_switch=lambda engine, step, why: switches.append((engine, step)))
 
     def release_at_step_1000(progress) -> None:
         if progress.step == 1000:
@@ -139,7 +164,7 @@ def test_a_build_that_ends_mid_run_switches_at_a_chunk_boundary_that_a_script_ca
             build.join(120)
 
     live.run(3000, release_at_step_1000)
-    assert switches == [1000] and live.compiled
+    assert switches == [("compiled", 1000)] and live.compiled
 
     replay = new_trainer(small_words)
     replay.start_compiling(cache_dir=cache_dir, switch=False)  # as headless does for a script with engine lines
@@ -204,17 +229,17 @@ def test_no_compiler_at_all(small_words, tmp_path, monkeypatch):
 
 
 def test_a_damaged_cached_library_is_built_again(tmp_path):
-    cached = native._library_path(tmp_path, native._compiler())
+    cached = native._library_path(tmp_path, native._compiler(), native.target_arch())
     cached.write_bytes(b"not a shared library")  # as a disk that filled up mid-write might leave it
     _, how = native.build(tmp_path)
-    assert how.startswith("built with") and cached.read_bytes() != b"not a shared library"
+    assert "built with" in how and cached.read_bytes() != b"not a shared library"
 
 
 def test_a_cache_folder_that_cannot_be_made_builds_elsewhere(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     _, how = native.build(blocker / "cache")  # its parent is a file: mkdir fails
-    assert how.startswith("built with") and not (blocker / "cache").exists()
+    assert "built with" in how and not (blocker / "cache").exists()
 
 
 def test_a_compiler_without_march_native_builds_with_the_next_flags(tmp_path, monkeypatch):
@@ -225,7 +250,172 @@ def test_a_compiler_without_march_native_builds_with_the_next_flags(tmp_path, mo
     fake.chmod(0o755)
     monkeypatch.setenv("CXX", str(fake))
     kernel, how = native.build(tmp_path / "cache")
-    assert how.startswith(f"built with {fake}")
+    assert f"built with {fake}" in how
     params = init_params(ModelConfig(), 27)
     X, Y = torch.zeros(5, 32, 3, dtype=torch.long), torch.ones(5, 32, dtype=torch.long)
     assert kernel.run(params, X, Y, [0.1] * 5).isfinite().all()
+
+
+# ---- the target: CHARMLP_NATIVE_ARCH and the vector width ------------------------------------------
+VECTOR_FLOATS = {"x86-64": 4, "x86-64-v2": 4, "x86-64-v3": 8}  # SSE2, SSE4.2, AVX2: the registers' width
+
+
+@pytest.mark.skipif(not X86, reason="x86 ISA levels")
+def test_each_isa_level_gets_vectors_as_wide_as_its_registers(kernels):
+    """A vector wider than the registers spills: 16-float vectors built for AVX2 ran 6-9x slower."""
+    for arch, floats in VECTOR_FLOATS.items():
+        assert kernels[arch].vector_floats == floats and kernels[arch].arch == arch
+    assert kernels["native"].vector_floats in (4, 8, 16)
+
+
+def test_a_bogus_target_gets_one_line_and_the_eager_step(small_words, tmp_path, monkeypatch):
+    trainer = new_trainer(small_words)
+    lines: list[str] = []
+    for bogus, said in [("x86-64; rm -rf ~", "is not a -march value"), ("no-such-cpu", "CHARMLP_NATIVE_ARCH=no-such-cpu: ")]:
+        monkeypatch.setenv(environment.NATIVE_ARCH, bogus)
+        trainer.start_compiling(lines.append, tmp_path).join(120)
+        assert len(lines) == 1 and said in lines[0] and "staying on the eager path" in lines.pop(), bogus
+        assert "\n" not in said and not trainer.compiled and isinstance(trainer._stepper(), SGDStep)
+
+
+def test_a_library_this_cpu_cannot_run_is_refused_before_it_is_called(kernel, monkeypatch):
+    """A target wider than the CPU (a shared home directory): the kernel would die of SIGILL."""
+    import ctypes
+
+    library = ctypes.CDLL(str(kernel.path))
+    monkeypatch.setattr(ctypes, "CDLL", lambda path: type("Lib", (), {"sgd_chunk": library.sgd_chunk,
+                        "sgd_vector_floats": library.sgd_vector_floats, "sgd_runs_here": lambda self=None: 0})())
+    with pytest.raises(native.BuildError, match="whose instructions this CPU lacks"):
+        native.NativeKernel(kernel.path, "x86-64-v4")
+
+
+CROSS_COMPILER = "aarch64-linux-gnu-g++"  # Debian's g++-aarch64-linux-gnu
+
+
+def aarch64_compiler() -> str:
+    """Debian's cross compiler, installed with apt-get where missing (as scripts/with-postgres
+    installs postgresql); skipped only where it cannot be installed."""
+    import shutil
+    import subprocess
+
+    found = shutil.which(CROSS_COMPILER)
+    if found:
+        return found
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    if not shutil.which("apt-get") or (sudo and not shutil.which("sudo")):
+        pytest.skip(f"{CROSS_COMPILER} is missing and cannot be installed here (no apt-get, or not root and no sudo)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "g++-aarch64-linux-gnu"]):
+        done = subprocess.run([*sudo, *command], env=env, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["?"])[-1]
+            pytest.skip(f"{CROSS_COMPILER} is missing and apt-get could not install it (Debian's package archive "
+                        f"unreachable?): {' '.join(command)}: {last}")
+    return shutil.which(CROSS_COMPILER) or pytest.fail(f"apt-get installed g++-aarch64-linux-gnu but no {CROSS_COMPILER}")
+
+
+@pytest.mark.parametrize("target, floats", [("aarch64", 4)] + ([("x86-64", 4), ("x86-64-v3", 8), ("x86-64-v4", 16)]
+                                                               if X86 else []))
+def test_the_kernel_compiles_for_each_target_with_its_vector_width(tmp_path, target, floats):
+    """NEON (AArch64: Apple Silicon, ARM servers) included, with Debian's cross compiler: the
+    source must build there and pick 4-float vectors; and each x86 level its own width."""
+    import subprocess
+
+    compiler, march = (aarch64_compiler(), "armv8-a") if target == "aarch64" else ("c++", target)
+    check = tmp_path / "check.cpp"
+    check.write_text(f'#include "{native.SOURCE}"\nstatic_assert(VW == {floats}, "vector width");\n')
+    done = subprocess.run([compiler, *native.FLAGS, f"-march={march}", "-o", str(tmp_path / "k.so"), str(check)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+# ---- the calibration: the faster engine, measured ----------------------------------------------------
+class SlowKernel:
+    """A real kernel made slow, as one built for the wrong vector width was (6-9x the eager step)."""
+
+    def __init__(self, kernel: native.NativeKernel) -> None:
+        self.kernel, self.path, self.arch, self.vector_floats = kernel, kernel.path, kernel.arch, kernel.vector_floats
+
+    def run(self, params, X, Y, lrs):
+        import time
+
+        t0 = time.thread_time()
+        losses = self.kernel.run(params, X, Y, lrs)
+        while time.thread_time() - t0 < 300e-6 * len(lrs):  # burns CPU: the calibration's clock sees it
+            pass
+        return losses
+
+
+def test_a_slow_compiled_engine_is_not_chosen(small_words, tmp_path, kernel, monkeypatch):
+    monkeypatch.setattr(native, "build", lambda cache_dir=None: (SlowKernel(kernel), "slow on purpose"))
+    trainer = new_trainer(small_words)
+    lines: list[str] = []
+    chosen: list[tuple[str, int, str]] = []
+    trainer.start_compiling(lines.append, tmp_path, on_switch=lambda *c: chosen.append(c)).join(120)
+    assert "runs use the eager steps" in lines[0] and "compiled" in lines[0] and "slower" in lines[0], lines
+    assert not trainer.compiled and isinstance(trainer._stepper(), SGDStep)
+    assert chosen == [("eager", 0, lines[0].split("; ", 1)[1])]  # the why, for the log and the session
+    trainer.run(400)
+    assert len(chosen) == 1 and not trainer.compiled
+    # cached per shape: a second trainer of the same shape decides without measuring
+    again: list[str] = []
+    new_trainer(small_words).start_compiling(again.append, tmp_path).join(120)
+    assert "from the cache" in again[0] and "runs use the eager steps" in again[0]
+
+
+def test_each_new_shape_is_measured_at_its_first_job(small_words, tmp_path, kernel, monkeypatch):
+    """Another shape (`new`, a load) may favour the other engine; the choice comes, with its reason,
+    through on_switch at a job's start, where the session records it."""
+    from core.native import calibration, engine
+    from core.recording import SessionRecord
+
+    def by_hidden(kernel, params, batch_size, cache_dir):
+        wide = params.W1.shape[1] >= 300
+        return calibration.Calibration(100.0, 150.0 if wide else 30.0, "CPU")
+
+    monkeypatch.setattr(engine, "calibrate", by_hidden)
+    trainer = new_trainer(small_words)
+    record = SessionRecord()
+    record.engine_switched("eager", 0)
+    trainer.start_compiling(cache_dir=tmp_path, on_switch=lambda e, step, why: record.engine_chosen(e, step, why)).join()
+    record.run_started(400, 0)
+    trainer.run(400)
+    record.run_ended(False, 400)
+    assert trainer.compiled
+    trainer.new_model(ModelConfig(hidden=300), trainer.train_config)
+    assert not trainer.compiled  # measured on the training thread, here
+    trainer.run(200)
+    lines = record.lines
+    assert lines[0] == "engine eager" and lines[1].startswith("# calibration: compiled 30.0") and lines[2] == "engine compiled"
+    assert lines[3] == "run 400" and lines[4].startswith("# calibration: compiled 150.0") and lines[5] == "engine eager"
+
+
+def test_forcing_the_compiled_steps_overrides_the_measurement(small_words, tmp_path, kernel, monkeypatch):
+    """A replay follows its script's `engine` lines, never a measurement of its own."""
+    monkeypatch.setattr(native, "build", lambda cache_dir=None: (SlowKernel(kernel), "slow on purpose"))
+    trainer = new_trainer(small_words)
+    trainer.start_compiling(cache_dir=tmp_path, switch=False)
+    assert trainer.use_engine("compiled") == "compiled (native steps)" and trainer.compiled
+
+
+# ---- headless: long actions on the faster engine, and the summary says which -------------------------
+def test_a_headless_grid_runs_on_the_compiled_steps_when_cached_and_says_so(small_file, tmp_path, monkeypatch, capsys):
+    """A grid or sweep alone is too short to pay for a cold build (~1 s), but a cached library loads
+    in milliseconds: headless then measures and uses the faster engine for them too."""
+    import json
+
+    from tui.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    script = ["--headless", "--data", str(small_file), "--script", "grid -3 0 8 100; sweep -3 0 100", "--json"]
+    assert main([*script, "--no-runs"]) == 0  # nothing cached: the eager step, no build
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["engine"] == {"kind": "eager", "arch": None} and "compiled" not in err
+    native.build()
+    assert native.is_cached()
+    assert main([*script, "--no-runs"]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out.splitlines()[-1])
+    assert "calibration: compiled" in err and "runs use the compiled steps" in err, err
+    assert summary["engine"] == {"kind": "compiled", "arch": "native"} and summary["compiled"] is True
+    assert len(summary["grid"]["losses"]) == 8 and summary["sweep"]["points"]

@@ -10,6 +10,7 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from core import native
 from core.actions import Action, Job, Outcome
 from core.errors import CharMLPError
 from core.jobs import Progress as TrainProgress
@@ -20,7 +21,7 @@ from core.verbs import VERBS
 from tui.output import finite_or_null
 from tui.settings import EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_USAGE, Settings
 
-COMPILE_FROM_STEPS = 50_000  # below this the ~1 s first build of the native steps does not pay for itself
+COMPILE_FROM_STEPS = 50_000  # model-steps below which a ~1 s first build of the native steps does not pay for itself
 
 
 class StopFlag:
@@ -99,10 +100,33 @@ def _start_compiling(trainer: Trainer, keeper: RunKeeper, actions: list[Action],
     if engines:  # the script says where each engine runs (a recorded session): built alongside, used there
         if "compiled" in engines:
             trainer.start_compiling(log, switch=False)
-    elif sum(VERBS["run"].values(a)["steps"] for a in actions if a.verb == "run") >= COMPILE_FROM_STEPS:
-        # built before the first action (not alongside, as in the app): every step of the script then
-        # runs on one engine, so its losses do not depend on when the build finished
-        trainer.start_compiling(log, on_switch=lambda step: keeper.record.engine_switched("compiled", step)).join()
+    elif _model_steps(actions) >= COMPILE_FROM_STEPS or (_model_steps(actions) and native.is_cached()):
+        # built (or loaded from the cache, in milliseconds) and measured before the first action, not
+        # alongside as in the app: every step of the script then runs on one engine, so its losses do
+        # not depend on when the build finished
+        decisions: list[str] = []
+
+        def chosen(engine: str, step: int, why: str) -> None:
+            if decisions:  # the first one the build's line has said
+                log(f"charmlp-tui: step {step:,}: {why}")
+            decisions.append(engine)
+            keeper.record.engine_chosen(engine, step, why)
+
+        trainer.start_compiling(log, on_switch=chosen).join()
+
+
+def _model_steps(actions: list[Action]) -> int:
+    """The training steps a script's long actions take, every model of a grid counted."""
+    total = 0
+    for a in actions:
+        values = VERBS[a.verb].values(a) if a.verb in ("run", "sweep", "grid") else {}
+        if a.verb == "run":
+            total += values["steps"]
+        elif a.verb == "sweep":
+            total += values["steps"] * values["repeats"]
+        elif a.verb == "grid":
+            total += values["models"] * values["steps"]
+    return total
 
 
 def _run_actions(trainer: Trainer, keeper: RunKeeper, actions: list[Action], settings: Settings, err: Console,
@@ -155,7 +179,8 @@ def _run_actions(trainer: Trainer, keeper: RunKeeper, actions: list[Action], set
             "diagnostics": trainer.diagnose().as_json(),
             "elapsed_s": round(time.perf_counter() - started, 3),
             "steps_per_s": round(steps / train_seconds, 1) if train_seconds else None,
-            "interrupted": stop(), "compiled": trainer.compiled, "run": keeper.run.name if keeper.run else None,
+            "interrupted": stop(), "compiled": trainer.compiled, "engine": _engine(trainer),
+            "run": keeper.run.name if keeper.run else None,
         })
         print(json.dumps(finite_or_null(summary), allow_nan=False), flush=True)
     return 128 + stop.signal if stop.signal is not None else 0  # 130 for SIGINT, 143 SIGTERM, 129 SIGHUP, as a shell reports
@@ -177,6 +202,14 @@ def _execute_with_progress(trainer: Trainer, keeper: RunKeeper, action: Action, 
                 _say(err, f"charmlp-tui: {line}")
 
         return VERBS.execute(trainer, action, Job(on_progress, stop, settings.force, keeper=keeper))
+
+
+def _engine(trainer: Trainer) -> dict[str, str | None]:
+    """What ran the steps at the end, and for the compiled steps the -march they were built for."""
+    kernel = trainer.engine.kernel
+    if trainer.compiled and kernel is not None:
+        return {"kind": "compiled", "arch": kernel.arch}
+    return {"kind": "eager", "arch": None}
 
 
 def _describe(trainer: Trainer, err: Console) -> None:

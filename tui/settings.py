@@ -162,8 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-compile", dest="compile", action="store_false",
                        help="never build the native (C++) training steps; by default the app builds them in the "
                             "background with the machine's C++ compiler (about a second the first time, cached in "
-                            "~/.cache/charmlp-tui) and switches to them when ready; headless builds them first for "
-                            "scripts of 50k+ steps")
+                            "~/.cache/charmlp-tui), times them against the eager step on the model and switches "
+                            "where they are faster; headless does the same before the first action, for scripts of "
+                            "50k+ model-steps (runs, sweeps, grids) or when they are cached")
     run = parser.add_argument_group("running")
     run.add_argument("--load", type=Path, metavar="CKPT", help="start from a checkpoint (its model shape wins over the model flags)")
     run.add_argument("--headless", action="store_true", help="no UI: run --script, print a summary, exit")

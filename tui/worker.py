@@ -122,6 +122,7 @@ class _Session:
         self._job_progress: Progress | None = None  # where the running job last reported
         self._last_job: tuple[str, int, int] | None = None  # see TrainingStatus.last_job
         self._compiling = False  # a background compile of the training steps is under way
+        self._decisions = 0  # engine choices taken up (core.native.engine)
         self._search: SearchPosts | None = None  # a search (tune) runs: its views go to the app through this
         self._last_post = self._last_eval = self._eval_cost = self._last_diagnostics = 0.0
         self._watching = False  # the diagnostics screen is open: post DiagnosticsUpdated
@@ -261,9 +262,13 @@ class _Session:
             return
         self._log(f"export: wrote {shown_path(path)} ({len(self.keeper.record.lines)} actions)")
 
-    def _switched(self, at_step: int) -> None:
-        """On this thread, from the trainer: the compiled steps run from at_step (recorded for a replay)."""
-        self.keeper.record.engine_switched("compiled", at_step)
+    def _switched(self, engine: str, at_step: int, why: str) -> None:
+        """On this thread, from the trainer: a measurement chose `engine` from at_step (recorded for a
+        replay, with why); the first one the build's line has said already."""
+        if self._decisions:
+            self._log(f"step {at_step:,}: {why}")
+        self._decisions += 1
+        self.keeper.record.engine_chosen(engine, at_step, why)
 
     def _compiled(self, line: str) -> None:
         """From the compile thread: one line for the log; the next status shows the engine."""

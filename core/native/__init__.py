@@ -1,12 +1,13 @@
 """The training steps as native code: sgd_chunk.cpp beside this file, built on this machine, called through ctypes.
 
 A chunk of steps is one call (no Python, no torch dispatch per step) whose small matrix products
-are written for these shapes and this CPU (-march=native): several times the eager step's
-rate for the lecture's small model (benchmarks/bench_core.py measures it). The build takes about
-a second with the machine's C++ compiler (g++ or clang++, $CXX to choose) and is cached by
-source, compiler, flags and CPU, so a later start only loads it. core.native.engine builds it in
-a background thread and switches at a chunk boundary; where there is no compiler, or the build
-fails, the eager step stays.
+are written for these shapes and this CPU (-march=native, or the target CHARMLP_NATIVE_ARCH names:
+a home directory shared by different machines, or a test of another ISA level), with vectors as
+wide as that target's registers. The build takes about a second with the machine's C++ compiler
+(g++ or clang++, $CXX to choose) and is cached by source, compiler, flags, target and CPU, so a
+later start only loads it. core.native.engine builds it in a background thread, measures it
+against the eager step on the user's model (core.native.calibration) and switches at a chunk
+boundary where it is faster; where there is no compiler, or the build fails, the eager step stays.
 
 A cached library is loaded only after its SHA-256 and size match the record written beside it
 (`<library>.sha256`, written after the library, both through a temporary name and a rename): a
@@ -24,6 +25,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import re
 import shutil
 import stat
 import subprocess
@@ -33,14 +35,17 @@ from pathlib import Path
 
 import torch
 
+from core import environment
 from core.errors import CharMLPError
 from core.model import Params
 
 SOURCE = Path(__file__).with_name("sgd_chunk.cpp")
 FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-fno-math-errno")
-# tried in order: x86 compilers take -march=native, some ARM ones (Apple's clang) only -mcpu=native;
-# with neither, the vectors fall back to the baseline instruction set (SSE2, NEON)
-ARCH_FLAGS = (("-march=native",), ("-mcpu=native",), ())
+DEFAULT_ARCH = "native"
+# for the default, tried in order: x86 compilers take -march=native, some ARM ones (Apple's clang)
+# only -mcpu=native; with neither, the vectors fall back to the baseline instruction set (SSE2, NEON)
+NATIVE_ARCH_FLAGS = (("-march=native",), ("-mcpu=native",), ())
+ARCH_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # what a -march value looks like
 BUILD_TIMEOUT_S = 120
 
 
@@ -49,12 +54,26 @@ class BuildError(CharMLPError):
 
 
 def default_cache_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = Path(os.environ.get(environment.XDG_CACHE_HOME) or Path.home() / ".cache")
     return cache / "charmlp-tui" / "native"
 
 
+def target_arch() -> str:
+    """The -march value to build for: $CHARMLP_NATIVE_ARCH, else native. Raises BuildError, in
+    one line, for a value that is no -march value (the compiler judges the rest)."""
+    arch = os.environ.get(environment.NATIVE_ARCH, "").strip() or DEFAULT_ARCH
+    if not ARCH_PATTERN.fullmatch(arch):
+        raise BuildError(f"{environment.NATIVE_ARCH}={arch[:40]!r} is not a -march value (such as native, x86-64-v3, "
+                         "armv8-a): letters, digits, '.', '_', '+', '-'")
+    return arch
+
+
+def _arch_flags(arch: str) -> tuple[tuple[str, ...], ...]:
+    return NATIVE_ARCH_FLAGS if arch == DEFAULT_ARCH else ((f"-march={arch}",),)
+
+
 def _compiler() -> str:
-    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+    for name in (os.environ.get(environment.CXX), "c++", "g++", "clang++"):
         if name and shutil.which(name):
             return name
     raise BuildError("no C++ compiler found (g++ or clang++; set CXX to choose one)")
@@ -71,13 +90,14 @@ def _cpu_identity() -> str:
     return "\n".join(sorted({line for line in lines if line.split(":")[0].strip() in wanted}))
 
 
-def _library_path(cache_dir: Path, compiler: str) -> Path:
+def _library_path(cache_dir: Path, compiler: str, arch: str) -> Path:
     try:
         version = subprocess.run([compiler, "--version"], check=False, capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise BuildError(f"{compiler} --version failed: {e}") from e
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), repr(ARCH_FLAGS), version, _cpu_identity()]).encode())
-    return cache_dir / f"sgd_chunk-{key.hexdigest()[:16]}.so"
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), repr(_arch_flags(arch)), version,
+                                    _cpu_identity()]).encode())
+    return cache_dir / f"sgd_chunk-{arch}-{key.hexdigest()[:16]}.so"
 
 
 def _record_path(library: Path) -> Path:
@@ -150,7 +170,7 @@ def _write_replacing(target: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _compile(compiler: str, target: Path) -> None:
+def _compile(compiler: str, arch: str, target: Path) -> None:
     """Build into a temporary file next to target, then rename: another process starting at the
     same moment sees either no library or a whole one. The record of its checksum follows, the
     same way: a crash between the two leaves a library without a record, which is built again."""
@@ -158,7 +178,7 @@ def _compile(compiler: str, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        _run_compiler(compiler, Path(tmp))
+        _run_compiler(compiler, arch, Path(tmp))
         fingerprint = _fingerprint(Path(tmp).read_bytes())
         os.replace(tmp, target)
     finally:
@@ -166,31 +186,37 @@ def _compile(compiler: str, target: Path) -> None:
     _write_replacing(_record_path(target), fingerprint.encode("ascii"))
 
 
-def _run_compiler(compiler: str, output: Path) -> None:
-    """Compile SOURCE into `output`, trying each of ARCH_FLAGS in turn. Raises BuildError."""
+def _run_compiler(compiler: str, arch: str, output: Path) -> None:
+    """Compile SOURCE into `output` for arch, trying each of its flags in turn. Raises BuildError."""
     error = f"{compiler} failed"
+    tries = _arch_flags(arch)
     try:
-        for arch in ARCH_FLAGS:
-            done = subprocess.run([compiler, *FLAGS, *arch, "-o", str(output), str(SOURCE)], check=False,
+        for flags in tries:
+            done = subprocess.run([compiler, *FLAGS, *flags, "-o", str(output), str(SOURCE)], check=False,
                                   capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
             if done.returncode == 0:
                 return
-            if arch == ARCH_FLAGS[0]:  # the error worth showing is the first one
+            if flags == tries[0]:  # the error worth showing is the first one
                 first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[:200])
                 error = f"{compiler} failed: {first or f'exit status {done.returncode}'}"
-        raise BuildError(error)
+        raise BuildError(error if arch == DEFAULT_ARCH else f"{environment.NATIVE_ARCH}={arch}: {error}")
     except subprocess.TimeoutExpired as e:
         raise BuildError(f"{compiler} took over {BUILD_TIMEOUT_S} s") from e
 
 
 class NativeKernel:
-    """The loaded library."""
+    """The loaded library, built for `arch` (a -march value)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, arch: str) -> None:
         try:
-            self._fn = ctypes.CDLL(str(path)).sgd_chunk
+            library = ctypes.CDLL(str(path))
+            self._fn, vector_floats, runs_here = library.sgd_chunk, library.sgd_vector_floats, library.sgd_runs_here
         except (OSError, AttributeError) as e:
             raise BuildError(f"cannot load {path}: {e}") from e
+        if runs_here() != 1:  # its instructions would kill the process (SIGILL)
+            raise BuildError(f"built for {arch}, whose instructions this CPU lacks; set {environment.NATIVE_ARCH} "
+                             "to a target it has (or unset it for native)")
+        self.path, self.arch, self.vector_floats = path, arch, int(vector_floats())
         self._fn.restype = ctypes.c_int
         self._fn.argtypes = [ctypes.c_int] * 6 + [ctypes.c_void_p] * 9
 
@@ -208,44 +234,50 @@ class NativeKernel:
         return losses
 
 
-# multiply-adds per step up to which the native steps are used. Measured here against the eager
-# step: 3.0x at 0.3M (the lecture's small model), 2.3x at 1.1M (emb 10 / hidden 200), 1.7x at
-# 11M (block 3 / emb 30 / hidden 1000 / batch 32); from ~20M to ~90M the two are within ±7%
-# either way, and at 86M (block 8 / emb 24 / hidden 512 / batch 256) MKL's large matrix products
-# win by 7%
-MAX_MACS = 1 << 25
+def can_run(params: Params) -> bool:
+    """Whether the native steps can run on these parameters (float32, contiguous); whether they pay
+    there is measured (core.native.calibration)."""
+    return all(t.dtype == torch.float32 and t.is_contiguous() for t in params.tensors())
 
 
-def suits(params: Params, batch_size: int) -> bool:
-    """Whether the native steps can run on these parameters (float32, contiguous) and pay there."""
-    (V, _), (TE, H) = params.C.shape, params.W1.shape
-    macs = 3 * batch_size * (TE * H + H * V)  # forward, and the two products of each layer's backward
-    return macs <= MAX_MACS and all(t.dtype == torch.float32 and t.is_contiguous() for t in params.tensors())
+def is_cached(cache_dir: Path | None = None) -> bool:
+    """Whether build() would only load a whole library from the cache (milliseconds, not a second)."""
+    try:
+        path = _library_path(cache_dir or default_cache_dir(), _compiler(), target_arch())
+    except BuildError:
+        return False
+    return os.path.lexists(path) and _check_cached(path) is None
 
 
 def build(cache_dir: Path | None = None) -> tuple[NativeKernel, str]:
     """Build (or find in the cache, checked against its record) and load the library: (kernel, one
     line saying how). Slow the first time (~1 s): run it off the training thread. Raises BuildError."""
     t0 = time.perf_counter()
-    compiler = _compiler()
-    path = _library_path(cache_dir or default_cache_dir(), compiler)
+    arch, compiler = target_arch(), _compiler()
+    path = _library_path(cache_dir or default_cache_dir(), compiler, arch)
     why = None
     if os.path.lexists(path):
         why = _check_cached(path)
         if why is None:
             try:
-                return NativeKernel(path), f"from the cache in {time.perf_counter() - t0:.1f} s"
+                kernel = NativeKernel(path, arch)
+                return kernel, f"{_target(kernel)}, from the cache in {time.perf_counter() - t0:.1f} s"
             except BuildError as e:  # whole but not loadable here: build it again
                 why = str(e).splitlines()[0][:200]
         _remove(_record_path(path))
         _remove(path)
     try:
-        _compile(compiler, path)
+        _compile(compiler, arch, path)
     except OSError:  # the cache folder cannot be written: build for this process only
         path = Path(tempfile.mkdtemp(prefix="charmlp-native-")) / path.name
-        _compile(compiler, path)
+        _compile(compiler, arch, path)
     again = f"; the cached library was not used: {why}" if why else ""
-    return NativeKernel(path), f"built with {compiler} in {time.perf_counter() - t0:.1f} s{again}"
+    kernel = NativeKernel(path, arch)
+    return kernel, f"{_target(kernel)}, built with {compiler} in {time.perf_counter() - t0:.1f} s{again}"
+
+
+def _target(kernel: NativeKernel) -> str:
+    return f"-march={kernel.arch}, {kernel.vector_floats}-float vectors"
 
 
 class NativeSteps:

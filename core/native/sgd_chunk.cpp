@@ -3,9 +3,12 @@
 //
 // At batch 32 the model's matrices are tiny (32x6 @ 6x100, 32x100 @ 100x27): BLAS libraries
 // spend microseconds per call on dispatch and packing, and a torch call per operation costs
-// more. Here every product is one loop nest over 16-float vectors (GCC/Clang vector extensions:
-// AVX-512, AVX2 or NEON, whatever -march=native gives) with 8 output rows accumulated at once.
-// Built at run time by core/native.py with the machine's C++ compiler; loaded with ctypes.
+// more. Here every product is one loop nest over vectors as wide as the target's registers
+// (GCC/Clang vector extensions: 16 floats with AVX-512, 8 with AVX, 4 with SSE2 or NEON) with 8
+// accumulators at once. A vector wider than the registers is split by the compiler and spills:
+// 16-float vectors built for AVX2 ran 6-9x slower than torch's eager step, 8-float ones at the
+// AVX-512 speed. Built at run time by core/native with the machine's C++ compiler for the -march
+// it is given (CHARMLP_NATIVE_ARCH, default native); loaded with ctypes.
 //
 // Layout: sizes are padded to whole vectors (B, H, V -> Bp, Hp, Vp) in 64-byte aligned copies
 // of the parameters, made at the start of a call and copied back at the end. Padding stays
@@ -20,7 +23,13 @@
 
 namespace {
 
-constexpr int VW = 16;  // floats per vector
+#if defined(__AVX512F__)
+constexpr int VW = 16;  // floats per vector: one register
+#elif defined(__AVX__)
+constexpr int VW = 8;
+#else  // SSE2 (the x86-64 baseline), NEON, or a target without vectors: the compiler lowers them
+constexpr int VW = 4;
+#endif
 typedef float vf __attribute__((vector_size(VW * sizeof(float))));
 typedef int32_t vi __attribute__((vector_size(VW * sizeof(int32_t))));
 
@@ -100,7 +109,9 @@ template <int NV>
 inline void rows(int M, int j, int K, const float *a, long ars, long aks, const float *b, long ldb, float *out,
                  long ldo, Init init, const float *bias, float scale) {
     int r = 0;
-    constexpr int R = NV == 1 ? 8 : 4;  // 8 rows x 1 vector or 4 x 2: 8 accumulators
+    // 8 rows x 1 vector or 4 x 2: 8 accumulators in 16 registers (AVX, SSE); with AVX-512's 32,
+    // 8 x 2: 16 accumulators hide the FMA latency better (10.8 -> 9.9 µs a step at the lecture's size)
+    constexpr int R = NV == 1 || VW == 16 ? 8 : 4;
     for (; r + R <= M; r += R) block<R, NV>(r, j, K, a, ars, aks, b, ldb, out, ldo, init, bias, scale);
     switch (M - r) {
 #define REST(n) \
@@ -120,6 +131,18 @@ void gemm(int M, int N, int K, const float *a, long ars, long aks, const float *
     for (; j < N; j += VW) rows<1>(M, j, K, a, ars, aks, b, ldb, out, ldo, init, bias, scale);
 }
 
+// dst (cols x rows, rows ldd apart) = srcᵀ (rows x cols, rows lds apart), VW source rows at a
+// time, so that the lines touched stay in L1 whatever the strides: one row or column at a time, a
+// 2 KB stride (hidden 500 padded to 512) put every access in the same cache set and took half
+// the step (hidden 500 ran 1.7x slower than 496)
+void transpose(int rows, int cols, const float *src, long lds, float *dst, long ldd) {
+    for (int r0 = 0; r0 < rows; r0 += VW) {
+        const int r1 = r0 + VW < rows ? r0 + VW : rows;
+        for (int c = 0; c < cols; ++c)
+            for (int r = r0; r < r1; ++r) dst[c * ldd + r] = src[r * lds + c];
+    }
+}
+
 float *zeros(long n) {
     long bytes = (n * sizeof(float) + 63) / 64 * 64;
     auto *p = static_cast<float *>(std::aligned_alloc(64, bytes));
@@ -128,6 +151,33 @@ float *zeros(long n) {
 }
 
 }  // namespace
+
+// Floats per vector in this build (the log says it).
+extern "C" int sgd_vector_floats() { return VW; }
+
+// 1 if this CPU has the instructions this build was compiled for (CHARMLP_NATIVE_ARCH may name a
+// wider target than the machine's), else 0: calling sgd_chunk then would kill the process.
+extern "C" int sgd_runs_here() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+#if defined(__AVX512F__)
+    if (!__builtin_cpu_supports("avx512f")) return 0;
+#endif
+#if defined(__AVX2__)
+    if (!__builtin_cpu_supports("avx2")) return 0;
+#endif
+#if defined(__FMA__)
+    if (!__builtin_cpu_supports("fma")) return 0;
+#endif
+#if defined(__AVX__)
+    if (!__builtin_cpu_supports("avx")) return 0;
+#endif
+#if defined(__SSE4_2__)
+    if (!__builtin_cpu_supports("sse4.2")) return 0;
+#endif
+#endif
+    return 1;
+}
 
 // k steps on minibatches X (k, B, T) and Y (k, B) at learning rates lrs (k); parameters C (V, E),
 // W1 (T*E, H), b1 (H), W2 (H, V), b2 (V), contiguous float32, updated in place; losses (k) gets
@@ -160,9 +210,12 @@ extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, flo
     for (int s = 0; s < k; ++s) {
         const int64_t *xs = X + (long)s * B * T, *ys = Y + (long)s * B;
         const float c = -lrs[s] / B;  // every gradient below is B times the true one
-        for (int b = 0; b < B; ++b)
+        // gathered and scattered VW examples at a time, like the transposes: row by row at batch
+        // 512 (a 2 KB stride) the scan measured 1.5x the time per multiply-add of batch 256
+        for (int b0 = 0; b0 < B; b0 += VW)
             for (int t = 0; t < T; ++t)
-                for (int e = 0; e < E; ++e) xT[(long)(t * E + e) * Bp + b] = C[xs[b * T + t] * E + e];
+                for (int e = 0; e < E; ++e)
+                    for (int b = b0; b < B && b < b0 + VW; ++b) xT[(long)(t * E + e) * Bp + b] = C[xs[b * T + t] * E + e];
         // forward: hT = tanh(W1ᵀ xᵀ + b1), logits = h W2 + b2
         gemm(H, Bp, TE, w1, 1, Hp, xT, Bp, hT, Bp, Init::row_bias, bias1);
         for (long i = 0; i < (long)H * Bp; i += VW) store(hT + i, vtanh(load(hT + i)));
@@ -186,8 +239,8 @@ extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, flo
             const vf inv = splat(1.0f / total);
             for (int v = 0; v < Vp; v += VW) store(l + v, load(l + v) * inv);
             l[yi] -= 1.0f;
-            for (int v = 0; v < V; ++v) dlT[(long)v * Bp + b] = l[v];
         }
+        transpose(B, V, logits, Vp, dlT, Bp);
         losses[s] = loss / B;
         // backward: dhT = W2 dlᵀ before W2 changes; W2 += c hᵀ dl, b2 += c Σ dl
         gemm(H, Bp, V, w2, Vp, 1, dlT, Bp, dhT, Bp, Init::zero);
@@ -201,14 +254,14 @@ extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, flo
         }
         // dxT = W1 dzT before W1 changes; W1 += c xᵀ dz, b1 += c Σ dz; C += c dx at the contexts
         gemm(TE, Bp, H, w1, Hp, 1, dhT, Bp, dxT, Bp, Init::zero);
-        for (int h = 0; h < H; ++h)
-            for (int b = 0; b < B; ++b) dz[(long)b * Hp + h] = dhT[(long)h * Bp + b];
+        transpose(H, B, dhT, Bp, dz, Hp);
         gemm(TE, Hp, B, xT, Bp, 1, dz, Hp, w1, Hp, Init::accumulate, nullptr, c);
         for (int b = 0; b < B; ++b)
             for (int h = 0; h < Hp; h += VW) store(bias1 + h, load(bias1 + h) + c * load(dz + (long)b * Hp + h));
-        for (int b = 0; b < B; ++b)
+        for (int b0 = 0; b0 < B; b0 += VW)
             for (int t = 0; t < T; ++t)
-                for (int e = 0; e < E; ++e) C[xs[b * T + t] * E + e] += c * dxT[(long)(t * E + e) * Bp + b];
+                for (int e = 0; e < E; ++e)
+                    for (int b = b0; b < B && b < b0 + VW; ++b) C[xs[b * T + t] * E + e] += c * dxT[(long)(t * E + e) * Bp + b];
     }
 
     for (int j = 0; j < TE; ++j) std::memcpy(W1 + (long)j * H, w1 + (long)j * Hp, H * sizeof(float));

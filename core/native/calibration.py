@@ -1,0 +1,138 @@
+"""Which steps are faster on this model and this CPU: measured, never assumed.
+
+The compiled steps are not faster everywhere: built for a narrow ISA a kernel can lose to torch
+(16-float vectors on AVX2 ran 6-9x slower than the eager step), and at large sizes MKL's matrix
+products catch up. So before the trainer switches, both engines run the user's model shape for a
+few hundred steps (tens of milliseconds, in interleaved rounds so that a load that comes and goes
+hits both alike) on throwaway parameters and random minibatches, and the faster is kept. Times are
+the thread's CPU time where torch runs on the calling thread alone (one thread): another process
+on the core, or the GIL held by the UI, then delays both without being counted; with more torch
+threads, wall time (their work is not the caller's CPU time). The fastest round counts.
+
+Results are cached per library (its name holds the source, target, compiler and CPU), model shape,
+torch version and thread count, in one small JSON file beside the libraries: a later start with
+the same shape decides at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from core.model import Params
+from core.native import NativeKernel, NativeSteps
+from core.step import SGDStep, Stepper
+
+ROUNDS = 5  # interleaved rounds per engine; the fastest counts
+ROUND_S = 0.004  # aim of one round's length (the slower engine's)
+MAX_ROUND_STEPS = 128
+CALIBRATION_LR = 0.01  # small: the throwaway model must stay finite while it is timed
+CACHE_NAME = "calibration.json"
+MAX_CACHED = 256  # shapes kept; the oldest go first
+
+
+@dataclass(frozen=True)
+class Calibration:
+    eager_us: float  # one eager step, µs (CPU or wall time: `clock`)
+    compiled_us: float
+    clock: str  # "CPU" or "wall"
+    cached: bool = False  # read from the cache, not measured now
+
+    @property
+    def engine(self) -> str:
+        """The faster: "compiled" or "eager" (core.ranges.ENGINES)."""
+        return "compiled" if self.compiled_us < self.eager_us else "eager"
+
+    def line(self) -> str:
+        """Which engine, and why, in one line (the log, a comment in the exported session)."""
+        ratio = self.eager_us / self.compiled_us
+        faster = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+        how = "from the cache" if self.cached else f"{self.clock} time, fastest of {ROUNDS} rounds"
+        return (f"calibration: compiled {self.compiled_us:,.1f} µs/step, eager {self.eager_us:,.1f} "
+                f"({how}): compiled {faster}, runs use the {self.engine} steps")
+
+
+Shape = tuple[int, int, int, int, int]  # batch, block, emb, hidden, vocab
+
+
+def shape_of(params: Params, batch_size: int) -> Shape:
+    (V, E), (TE, H) = params.C.shape, params.W1.shape
+    return batch_size, TE // E, E, H, V
+
+
+def measure(kernel: NativeKernel, params: Params, batch_size: int) -> Calibration:
+    """Time both engines on copies of `params` (left untouched) for random minibatches."""
+    B, T, _, _, V = shape_of(params, batch_size)
+    one_thread = torch.get_num_threads() == 1
+    clock = time.thread_time if one_thread else time.perf_counter
+    eager_params, compiled_params = params.clone(), params.clone()
+    engines: dict[str, Stepper] = {"eager": SGDStep(eager_params, B), "compiled": NativeSteps(kernel, compiled_params)}
+    gen = torch.Generator().manual_seed(0)
+
+    def round_of(stepper: Stepper, k: int) -> float:
+        X, Y = torch.randint(0, V, (k, B, T), generator=gen), torch.randint(0, V, (k, B), generator=gen)
+        t0 = clock()
+        stepper.run(X, Y, [CALIBRATION_LR] * k)
+        return (clock() - t0) / k
+
+    first = max(round_of(s, 1) for s in engines.values())  # also the warm-up (buffers, caches)
+    k = max(1, min(MAX_ROUND_STEPS, int(ROUND_S / max(first, 1e-7))))
+    best = dict.fromkeys(engines, float("inf"))
+    for _ in range(ROUNDS):
+        for name, s in engines.items():
+            best[name] = min(best[name], round_of(s, k))
+    return Calibration(best["eager"] * 1e6, best["compiled"] * 1e6, "CPU" if one_thread else "wall")
+
+
+def _key(kernel: NativeKernel, shape: Shape) -> str:
+    return f"{kernel.path.name} {'x'.join(map(str, shape))} torch {torch.__version__} threads {torch.get_num_threads()}"
+
+
+def calibrate(kernel: NativeKernel, params: Params, batch_size: int, cache_dir: Path | None,
+              measure_fn: Callable[[NativeKernel, Params, int], Calibration] = measure) -> Calibration:
+    """The cached calibration of this library and shape, else a new measurement (then cached;
+    a cache that cannot be read or written is measured around and left alone)."""
+    path = (cache_dir or kernel.path.parent) / CACHE_NAME
+    key = _key(kernel, shape_of(params, batch_size))
+    cached = _read(path)
+    if isinstance(entry := cached.get(key), dict):
+        try:
+            return Calibration(float(entry["eager_us"]), float(entry["compiled_us"]), str(entry["clock"]), cached=True)
+        except (KeyError, TypeError, ValueError):
+            pass
+    found = measure_fn(kernel, params, batch_size)
+    cached.pop(key, None)
+    cached[key] = {k: v for k, v in asdict(found).items() if k != "cached"}
+    _write(path, dict(list(cached.items())[-MAX_CACHED:]))
+    return found
+
+
+def _read(path: Path) -> dict[str, object]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.loads(f.read(1 << 20))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write(path: Path, data: dict[str, object]) -> None:
+    """Through a temporary name and a rename: a reader sees the old file or the new one."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError:
+        pass
