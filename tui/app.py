@@ -193,9 +193,10 @@ class CharMLPApp(TuneActions):
             self.refresh_bindings()
 
     def _show_embedding(self) -> None:
-        chart, s = self.query_one(EmbeddingChart), self.status
-        if chart.display and s is not None and s.embedding is not None:
-            chart.show_points(s.embedding, list(s.facts.vocab), s.embedding_kind, s.step)
+        """Kept by the chart in sight or not (27 points): a tab clicked shows it without asking the app."""
+        s = self.status
+        if s is not None and s.embedding is not None:
+            self.query_one(EmbeddingChart).show_points(s.embedding, list(s.facts.vocab), s.embedding_kind, s.step)
 
     def on_logged(self, message: Logged) -> None:
         if self.closing:
@@ -319,11 +320,9 @@ class CharMLPApp(TuneActions):
 
     def action_toggle_embedding(self) -> None:
         self.query_one(ChartsPanel).toggle_map()
-        self._show_embedding()
 
     def action_view(self, view: str) -> None:
         self.query_one(ChartsPanel).show(view)
-        self._show_embedding()
 
     def action_stop(self) -> None:
         self.worker.stop()
