@@ -59,7 +59,7 @@ class TrainingChart(Chart):
     """log10 minibatch loss against step, with the periodic full-split losses on top, and other runs'
     curves overlaid on request (the runs screen)."""
 
-    LEGEND = f"batch loss [{RAW_MARKUP}]raw[/]/smoothed · [{TRAIN}]● train[/] [{DEV}]◆ dev[/]"
+    LEGEND = f"batch [{RAW_MARKUP}]raw[/]/smoothed · [{TRAIN}]● train[/] [{DEV}]◆ dev[/]"
     TITLE = "training: loss (log axis) vs step"
 
     def __init__(self, **kwargs: Any) -> None:

@@ -26,13 +26,15 @@ def nice_step(span: float, most: int) -> float:
 
 
 def nice_ticks(low: float, high: float, most: int) -> tuple[list[float], float]:
-    """Multiples of a 1-2-5 step inside [low, high], at most `most` + 1 of them, and the step."""
+    """Multiples of the smallest 1-2-5 step of which at most `most` + 1 fall inside [low, high], and the step."""
     if not (math.isfinite(low) and math.isfinite(high)) or high < low:
         return [], 1.0
-    step = nice_step(high - low, max(1, most))
-    first = math.ceil(low / step - 1e-9)
-    last = math.floor(high / step + 1e-9)
-    return [_clean(i * step) for i in range(first, last + 1)], step
+    step = nice_step(high - low, max(1, most) + 1)  # a step smaller than this always gives too many
+    while True:
+        first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
+        if last - first <= max(1, most):
+            return [_clean(i * step) for i in range(first, last + 1)], step
+        step = nice_step(step * 1.01, 1)  # the next 1-2-5 step
 
 
 def _clean(value: float) -> float:
