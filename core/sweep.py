@@ -14,10 +14,12 @@ from core.dataset import Split
 from core.jobs import Progress, ProgressFn, StopFn
 from core.losswatch import LossWatch
 from core.model import Params
+from core.smoothing import centred_mean
 from core.step import Stepper
 
 BASIN_TOLERANCE = 0.10  # "near the minimum" = within 10% of it
 FLAT_START = 0.05  # a basin reaching back into the first 5% of a sweep: flat from its start (the EMA warms up there)
+RISE_WINDOW = 0.025  # the rise is found on the losses' centred mean over 2.5% of the sweep either side
 REPEAT_SEED_STRIDE = 7919  # repeat r of a sweep draws its minibatches from seed + 7919 r
 
 
@@ -38,6 +40,11 @@ class SweepResult:
     def flat_from_start(self) -> bool:
         """Whether the sweep found no suggestion because its loss was flat from the first exponent."""
         return self.suggested_exponent is None and len(self.smoothed) >= 2
+
+    @property
+    def rise_exponent(self) -> float | None:
+        """Where the loss starts to rise (core.sweep.rise_edge): the edge of stability."""
+        return rise_edge(self.exponents, self.losses)
 
     @property
     def suggestion_spread(self) -> tuple[float, float] | None:
@@ -80,6 +87,25 @@ def suggest_exponent(exponents: list[float], smoothed: list[float]) -> float | N
     while edge > 0 and smoothed[edge - 1] <= (1 + BASIN_TOLERANCE) * smoothed[low]:
         edge -= 1
     return round(exponents[edge], 2) if edge >= FLAT_START * len(smoothed) else None
+
+
+def rise_edge(exponents: list[float], losses: list[float]) -> float | None:
+    """The right edge of the basin: the last exponent, right of the minimum, before the loss
+    climbs past 10% above it, on the losses' centred mean (which does not lag as the sweep's
+    exponential average does). None where it never climbs that far within the sweep.
+
+    From a trained model the sweep's loss is flat from its start and suggest_exponent finds
+    nothing, but this edge is still a finding: rates beyond it make the loss worse at once. It is
+    not a rate to train at (the grid compares rates over many steps for that).
+    """
+    if len(losses) < 2:
+        return None
+    trend = centred_mean(losses, max(1, round(RISE_WINDOW * len(losses))))
+    low = min(range(len(trend)), key=trend.__getitem__)
+    edge = low
+    while edge + 1 < len(trend) and trend[edge + 1] <= (1 + BASIN_TOLERANCE) * trend[low]:
+        edge += 1
+    return round(exponents[edge], 2) if edge + 1 < len(trend) else None
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,10 @@ def _sweep(t: Trainer, v: Values, job: Job) -> Outcome:
     result = t.sweep(v["start"], v["end"], v["steps"], v["repeats"], job.on_progress, job.should_stop)
     suggested = "none" if result.suggested_exponent is None else f"{result.suggested_exponent:g}"
     if result.flat_from_start:
-        suggested += " (the loss is flat from the sweep's start, as from a trained model: grid compares rates over many steps)"
+        rise = result.rise_exponent
+        rises = f"; it rises beyond {rise:g}" if rise is not None else ""
+        suggested += (f" (the loss is flat from the sweep's start, as from a trained model{rises}: grid compares rates "
+                      "over many steps)")
     end = " (stopped early)" if result.stopped_early else ""
     repeats = ""
     if result.repeats > 1:

@@ -188,7 +188,7 @@ async def test_runs_screen_lists_sorts_selects_and_overlays(runs_app):
             await pilot.press("space")
         await pilot.press("escape")
         await pilot.pause()
-        assert chart.overlay == [] and "minibatch" in str(chart.border_subtitle)
+        assert chart.overlay == [] and str(chart.border_subtitle).startswith("batch ")
 
 
 async def test_runs_screen_renames_deletes_and_refuses_to_delete_the_open_run(runs_app, db):

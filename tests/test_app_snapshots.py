@@ -1,5 +1,7 @@
 """Snapshot tests (pytest-textual-snapshot): the main screen after a deterministic sequence on the
-built-in names, at 80x24 and 160x48, the snapshots dialog, centred, and the runs screen. Update after a deliberate change of the screen with
+built-in names, at 80x24 and 160x48; each chart after what draws it (a run and a decay, a sweep, a
+grid after training, overlaid sweeps, the embedding map), at both sizes; the snapshots dialog,
+centred, and the runs screen. Update after a deliberate change of the screen with
 `pytest tests/test_app_snapshots.py --snapshot-update`, and look at the SVGs before committing.
 """
 
@@ -39,6 +41,42 @@ async def sweep_adopt_run_evaluate_sample(pilot) -> None:
 def test_main_screen(snap_compare, fixed_rate, size, tmp_path):
     app = CharMLPApp(kept_as("lecture", tmp_path))
     assert snap_compare(app, terminal_size=size, run_before=sweep_adopt_run_evaluate_sample)
+
+
+async def press(pilot, *steps: str) -> None:
+    """Each group of keys, then until the worker is done with them."""
+    await settle(pilot)
+    for keys in steps:
+        await pilot.press(*keys.split())
+        await settle(pilot)
+
+
+async def run_and_decay(pilot) -> None:  # 1000 steps at the sweep's suggestion, a decay, 1000 more, evaluated
+    await press(pilot, "s", "a left_square_bracket space", "d space", "e", "1")
+
+
+async def sweep_from_init(pilot) -> None:
+    await press(pilot, "s")
+
+
+async def grid_after_training(pilot) -> None:
+    await press(pilot, "s", "a left_square_bracket space", "d space", "G")
+
+
+async def sweeps_overlaid(pilot) -> None:  # from the init, then after 1000 steps: 2 to 20 against 2.3 to 2.6
+    await press(pilot, "s", "a left_square_bracket space", "s", "o")
+
+
+async def embedding_map(pilot) -> None:
+    await press(pilot, "s", "a left_square_bracket space", "m")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+@pytest.mark.parametrize("scenario", [run_and_decay, sweep_from_init, grid_after_training, sweeps_overlaid,
+                                      embedding_map], ids=lambda f: f.__name__)
+def test_chart(snap_compare, fixed_rate, size, scenario, tmp_path):
+    app = CharMLPApp(kept_as("lecture", tmp_path))
+    assert snap_compare(app, terminal_size=size, run_before=scenario)
 
 
 async def two_snapshots_listed(pilot) -> None:

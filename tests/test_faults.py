@@ -30,7 +30,8 @@ from core.trainer import Trainer
 from core.words import load_words
 from tui import keys
 from tui.app import CharMLPApp
-from tui.charts import SweepChart, TrainingChart
+from tui.charts import TrainingChart
+from tui.lr_charts import SweepChart
 from tui.screens import PathScreen
 
 

@@ -11,7 +11,7 @@ from app_helpers import app_settings, log_text, settle
 from core.grid import BatchedSGD
 from core.step import SGDStep
 from tui.app import CharMLPApp
-from tui.charts import SweepChart
+from tui.lr_charts import GridChart, SweepChart
 
 
 def test_each_model_of_the_grid_is_the_single_model_step(trainer):
@@ -58,17 +58,20 @@ async def test_G_draws_the_grid_and_a_adopts_its_best(small_file):
         await pilot.press("G")
         await settle(pilot)
         best = app.grid.best_exponent
-        chart = app.query_one(SweepChart)
-        assert f"grid at step 0: best {best:g}" in str(chart.border_title) and "●" in str(chart.render())
+        chart = app.query_one(GridChart)
+        assert f"grid at step 0: best {best:g}" in chart._title(200) and "●" in str(chart.render())
+        assert chart.display and "grid @0" in str(chart.border_title)  # shown, its title fitted to 42 columns
         assert f"best lr exponent {best:g}" in log_text(app)
         await pilot.press("a")
         await settle(pilot)
         assert app.status.lr_exponent == pytest.approx(best)
 
 
-def test_the_sweep_chart_title_is_shortened_where_the_full_one_does_not_fit(trainer):
-    chart = SweepChart()
-    chart.result, chart.grid = trainer.sweep(-3, 0, 200), trainer.grid(-3, 0, 4, 20)
-    wide, narrow = chart._title(200), chart._title(60)
-    assert wide.startswith("LR sweep at step 0: ") and " · grid at step 0: best " in wide
-    assert narrow.startswith("LR sweep @0: ") and " · grid @0: " in narrow and len(narrow) + 6 <= 60
+def test_the_lr_charts_titles_are_shortened_where_the_full_ones_do_not_fit(trainer):
+    sweep, grid = SweepChart(), GridChart()
+    sweep.result, grid.grid = trainer.sweep(-3, 0, 200), trainer.grid(-3, 0, 4, 20)
+    assert sweep._title(200).startswith("LR sweep at step 0: ") and sweep._title(200).endswith(" · loss vs log10 lr")
+    assert sweep._title(30).startswith("LR sweep @0: ") and len(sweep._title(30)) + 6 <= 30
+    best = grid.grid.best_exponent
+    assert grid._title(200).startswith(f"LR grid at step 0: best {best:g}, loss ")
+    assert grid._title(40).startswith(f"LR grid @0: best {best:g} (") and len(grid._title(40)) + 6 <= 40

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from textual import events
 from textual.app import App, ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 from textual.events import Resize
@@ -26,9 +26,11 @@ from textual.widgets import Footer, Label, RichLog
 from core.actions import Action
 from core.verbs import VERBS
 from tui import keys
-from tui.charts import EmbeddingChart, SweepChart, TrainingChart
-from tui.messages import (Command, GridFinished, Logged, LrStep, OpenRun, StateChanged, SweepFinished, TrainerFailed,
-                          TrainerReady, TrainingStatus)
+from tui.charts import EmbeddingChart, TrainingChart
+from tui.charts_panel import ChartsPanel
+from tui.lr_charts import GridChart, SweepChart
+from tui.messages import (Command, GridFinished, Logged, LrStep, OpenRun, Sampled, StateChanged, SweepFinished,
+                          TrainerFailed, TrainerReady, TrainingStatus)
 from tui.palette import TrainerCommands
 from tui.panels import ProgressRow, StatusPanel
 from tui.screens import clean_paste, printable
@@ -80,10 +82,7 @@ class CharMLPApp(TuneActions):
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
             yield StatusPanel(id="status")
-            with Vertical(id="charts"):
-                yield TrainingChart(id="training")
-                yield SweepChart(id="sweep")
-                yield EmbeddingChart(id="embedding")
+            yield ChartsPanel(id="charts")
         yield ProgressRow(id="progress-row")
         log = RichLog(id="log", max_lines=1000, wrap=True, markup=False)
         log.can_focus = False  # otherwise it takes focus and eats up/down, the LR keys
@@ -194,9 +193,10 @@ class CharMLPApp(TuneActions):
             self.refresh_bindings()
 
     def _show_embedding(self) -> None:
-        chart, s = self.query_one(EmbeddingChart), self.status
-        if chart.display and s is not None and s.embedding is not None:
-            chart.show_points(s.embedding, list(s.facts.vocab), s.embedding_kind, s.step)
+        """Kept by the chart in sight or not (27 points): a tab clicked shows it without asking the app."""
+        s = self.status
+        if s is not None and s.embedding is not None:
+            self.query_one(EmbeddingChart).show_points(s.embedding, list(s.facts.vocab), s.embedding_kind, s.step)
 
     def on_logged(self, message: Logged) -> None:
         if self.closing:
@@ -209,6 +209,7 @@ class CharMLPApp(TuneActions):
         if self.closing:
             return
         self.sweeps = [*self.sweeps[-keys.OVERLAID_SWEEPS :], message.result]
+        self.query_one(ChartsPanel).show("sweep")
         self.query_one(SweepChart).show_result(message.result, self.sweeps[:-1])
         self.last_finder = "sweep"
         self.refresh_bindings()
@@ -217,9 +218,14 @@ class CharMLPApp(TuneActions):
         if self.closing:
             return
         self.grid = message.result
-        self.query_one(SweepChart).show_grid(message.result)
+        self.query_one(ChartsPanel).show("grid")
+        self.query_one(GridChart).show_grid(message.result)
         self.last_finder = "grid"
         self.refresh_bindings()
+
+    def on_sampled(self, message: Sampled) -> None:
+        if not self.closing:
+            self.query_one(StatusPanel).show_samples(message.names, message.step)
 
     def log_line(self, text: str, error: bool = False) -> None:
         """Text from files and the worker: its control characters are shown as escapes (printable),
@@ -265,6 +271,8 @@ class CharMLPApp(TuneActions):
         return True
 
     def action_run(self) -> None:
+        if not (panel := self.query_one(ChartsPanel)).wide:  # one chart at a time: the one a run draws
+            panel.show("training")
         self.send(Action("run", (keys.STEPS_PER_RUN[self.steps_index],)))
 
     def action_sweep(self, repeats: int = 1) -> None:
@@ -274,6 +282,7 @@ class CharMLPApp(TuneActions):
         self.send(Action("grid"))
 
     def action_overlay(self) -> None:
+        self.query_one(ChartsPanel).show("sweep")
         self.query_one(SweepChart).toggle_overlay()
 
     def action_adopt(self) -> None:
@@ -310,10 +319,10 @@ class CharMLPApp(TuneActions):
         self.send(Action("snapshot", (f"s{self.snapshots_taken}",)))
 
     def action_toggle_embedding(self) -> None:
-        embedding = self.query_one(EmbeddingChart)
-        embedding.display = not embedding.display
-        self.query_one(SweepChart).display = not embedding.display
-        self._show_embedding()
+        self.query_one(ChartsPanel).toggle_map()
+
+    def action_view(self, view: str) -> None:
+        self.query_one(ChartsPanel).show(view)
 
     def action_stop(self) -> None:
         self.worker.stop()

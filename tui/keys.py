@@ -16,6 +16,10 @@ LR_STEP = 0.1  # what ↑ and ↓ add to the LR exponent
 SAMPLES_PER_PRESS = 10
 SWEEP_REPEATS_KEY = 5  # S: how many sweeps
 OVERLAID_SWEEPS = 3  # o: how many earlier sweeps the sweep chart overlays
+CHART_VIEWS = (  # (view, key, its tab's label, what it shows): the charts, one at a time at small sizes (tui.charts_panel)
+    ("training", "1", "training", "the training chart"), ("sweep", "2", "sweep", "the LR sweep chart"),
+    ("grid", "3", "grid", "the LR grid chart"), ("embedding", "4", "emb", "the embedding map (as m)"),
+)
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,10 @@ KEYS = (
     Key("D", "diagnostics", "diagnostics", "is the step size right: each tensor's update-to-data ratio over the steps "
         "(guide: 10^-3, makemore part 3's rule of thumb), the tanh layer's saturation and its histogram now; the "
         "training keys work there too", "D", footer=False),
-    Key("m", "toggle_embedding", "emb map", "show the characters' embeddings instead of the LR sweep, and back", "m",
+    Key("m", "toggle_embedding", "emb map", "show the characters' embeddings instead of the LR charts, and back", "m",
         footer=False),
+    *(Key(key, f"view('{view}')", tab, f"show {what}" + (" (in a small terminal the charts take turns, tabs above "
+          "them)" if key == "1" else ""), key, footer=False) for view, key, tab, what in CHART_VIEWS),
     Key("escape", "stop", "stop", "stop the running job at the next chunk boundary", "escape"),
     Key("ctrl+z", "suspend_process", "suspend", "suspend to the shell; fg brings the app back", "ctrl+z",
         footer=False),

@@ -220,6 +220,14 @@ class GridFinished(Message):
 
 
 @dataclass
+class Sampled(Message):
+    """Names drawn from the model at `step`: the status panel lists the latest where it has room."""
+
+    names: tuple[str, ...]
+    step: int
+
+
+@dataclass
 class RunsListed(Message):
     """The store's runs (oldest first) and the open one's name; `line`: what the command that asked
     did, or why it was refused (`error`); `opened`: the run a successful OpenRun opened."""

@@ -1,5 +1,5 @@
-"""The status panel (data and model on top, where training stands below) and the progress row,
-from the latest status.
+"""The status panel (data and model on top, where training stands below; where the panel is tall,
+the latest samples and the snapshots under them) and the progress row, from the latest status.
 
 The two parts are separate widgets so that the 5 Hz statuses during a run re-render only the
 few lines that change: every redraw on the UI thread takes the GIL from the training thread.
@@ -12,9 +12,13 @@ from typing import TYPE_CHECKING, Any
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.events import Resize
 from textual.widgets import Label, ProgressBar, Static
 
+from core.reading import printable
 from tui.keys import DEFAULT_STEPS_PER_RUN
+
+TALL = 26  # rows of its own from which the panel shows the samples and snapshots too
 
 if TYPE_CHECKING:
     from tui.messages import TrainingStatus
@@ -39,10 +43,20 @@ class StatusPanel(Vertical):
         self.status: TrainingStatus | None = None
         self.steps_per_run = DEFAULT_STEPS_PER_RUN
         self._about: list[tuple[str, str]] = []
+        self.samples: tuple[tuple[str, ...], int] | None = None  # the latest names drawn, and the step
+        self._more: Content | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="about")
         yield Static(id="state")
+        yield Static(id="more")
+
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.height >= TALL, "tall")
+
+    def show_samples(self, names: tuple[str, ...], step: int) -> None:
+        self.samples = (names, step)
+        self.show()
 
     def show(self, status: TrainingStatus | None = None, steps_per_run: int | None = None) -> None:
         if status is not None:
@@ -56,6 +70,22 @@ class StatusPanel(Vertical):
             self.query_one("#about", Static).update(_rows(about))
         # fixed size (app.tcss): no layout pass
         self.query_one("#state", Static).update(_rows(self._state_rows()), layout=False)
+        if (more := self._more_lines()) != self._more:  # changes with a sample or a snapshot, not with a step
+            self._more = more
+            self.query_one("#more", Static).update(more, layout=False)
+
+    def _more_lines(self) -> Content:
+        """The latest samples and the snapshots: shown where the panel is tall (app.tcss)."""
+        assert self.status is not None
+        parts: list[str | tuple[str, str]] = []
+        if self.samples is not None:
+            names, step = self.samples
+            parts += [(f"samples at step {step:,}\n", "bold"), "\n".join(map(printable, names)) + "\n\n"]
+        if snapshots := self.status.snapshots:
+            parts.append(("snapshots (Z)\n", "bold"))
+            for row in snapshots:
+                parts += [(f"{row.name:<6} ", "dim"), f"step {row.step:,}, dev {_loss(row.dev_loss)}\n"]
+        return Content.assemble(*parts).rstrip()
 
     def _about_rows(self) -> list[tuple[str, str]]:
         assert self.status is not None

@@ -1,4 +1,4 @@
-"""The trials screen's chart: each trial's exact dev loss against its number (plotext, as tui.charts).
+"""The trials screen's chart: each trial's exact dev loss against its number (plotext, tui.plot).
 
 A complete trial is a point at its final dev loss; a pruned (or failed, or running) one at the last
 value it reported, marked otherwise: it stopped at an earlier rung, so it is not the same measure.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import plotext
 from rich.text import Text
 
-from tui.charts import MIN_HEIGHT, MIN_WIDTH, Chart, _line, _new_figure
+from tui.plot import MIN_HEIGHT, MIN_WIDTH, Chart, axis, line, marks, new_figure, rendered
+from tui.ticks import step_ticks, value_ticks
 
 if TYPE_CHECKING:
     from core.search_view import SearchView
@@ -54,22 +54,17 @@ class TrialsChart(Chart):
             return Text("No dev loss yet: the first comes at a trial's first rung.", style="dim")
         if w < MIN_WIDTH or h < MIN_HEIGHT:
             return Text("(too small)")
-        figure = _new_figure(w, h)
+        figure = new_figure(w, h)
         low, high = _limits(points)
-        figure.ruler("y").lim(low, high)
         first, last = points[0][0], points[-1][0]
-        figure.ruler("x").lim(first - 0.5, last + 0.5)
-        ticks = sorted({n for n, _, _ in points})
-        step = max(1, len(ticks) * 6 // max(w, 1) + 1)  # about one tick label per 6 columns
-        figure.ruler("x").ticks(ticks[::step], [str(n) for n in ticks[::step]])
+        axis(figure, "y", low, high, h, value_ticks)
+        axis(figure, "x", first - 0.5, last + 0.5, w, step_ticks)
         best = view.best if view else None
         if best is not None and best.value is not None and last > first:
-            _line(figure, [first - 0.5, last + 0.5], [best.value] * 2, BEST)
+            line(figure, [first - 0.5, last + 0.5], [best.value] * 2, BEST)
         for state, (symbol, color) in MARKS.items():
             inside = [(n, v) for n, v, s in points if s == state and v <= high]
             above = [(n, high) for n, v, s in points if s == state and v > high]
             for marked, mark in ((inside, symbol), (above, ABOVE)):
-                if marked:
-                    marker = plotext.marker(mark, pixel=color)
-                    figure.draw(figure.signal([p[0] for p in marked], [p[1] for p in marked], marker=marker))
-        return Text.from_ansi(figure.build().string())
+                marks(figure, [p[0] for p in marked], [p[1] for p in marked], mark, color)
+        return rendered(figure)

@@ -23,8 +23,8 @@ from core.reading import shown_path
 from core.recording import write_script
 from core.verbs import VERBS
 from tui.messages import (Command, DiagnosticsReport, DiagnosticsUpdated, Export, Facts, GridFinished, Logged, LrStep,
-                          Probe, Refresh, RunsCommand, Save, SnapshotRow, StateChanged, SweepFinished, TrainerFailed,
-                          TrainerReady, TrainingStatus, WatchDiagnostics)
+                          Probe, Refresh, RunsCommand, Sampled, Save, SnapshotRow, StateChanged, SweepFinished,
+                          TrainerFailed, TrainerReady, TrainingStatus, WatchDiagnostics)
 from tui.run_commands import apply_runs_command
 from tui.settings import Settings
 from tui.tune_commands import SearchPosts, refusal, trial_facts
@@ -219,6 +219,8 @@ class _Session:
             self.app.post_message(SweepFinished(outcome.sweep))
         if outcome.grid is not None:
             self.app.post_message(GridFinished(outcome.grid))
+        if outcome.samples:
+            self.app.post_message(Sampled(tuple(outcome.samples), trainer.step))
 
     def _on_progress(self, progress: Progress) -> None:
         """At every chunk boundary: apply waiting commands, evaluate now and then, post the status."""
