@@ -21,10 +21,10 @@ def fixed_rate(monkeypatch):
     monkeypatch.setattr(RunResult, "steps_per_s", property(lambda self: 12_345.0))
 
 
-def kept_as(run: str, folder):
+def kept_as(run: str, folder, *flags: str):
     """The app on the built-in names, its run named `run` in a store of its own (a generated name
     would count the runs other tests kept). No compile: the engine line would change when it ends."""
-    return parse_settings(["--no-compile", "--runs-db", str(folder / "runs.db"), "--run", run])
+    return parse_settings(["--no-compile", "--runs-db", str(folder / "runs.db"), "--run", run, *flags])
 
 
 async def sweep_adopt_run_evaluate_sample(pilot) -> None:
@@ -75,7 +75,8 @@ async def embedding_map(pilot) -> None:
 @pytest.mark.parametrize("scenario", [run_and_decay, sweep_from_init, grid_after_training, sweeps_overlaid,
                                       embedding_map], ids=lambda f: f.__name__)
 def test_chart(snap_compare, fixed_rate, size, scenario, tmp_path):
-    app = CharMLPApp(kept_as("lecture", tmp_path))
+    # evaluations only where `e` asks: one timed every second during a run lands at a step the machine's speed picks
+    app = CharMLPApp(kept_as("lecture", tmp_path, "--eval-every", "0"))
     assert snap_compare(app, terminal_size=size, run_before=scenario)
 
 
