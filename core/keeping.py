@@ -1,12 +1,12 @@
 """Keeping the trainer's current run in the run store (core.store) while it trains.
 
-Called on the trainer's own thread by whoever drives it (headless mode, the app's worker): at
-chunk boundaries (on_chunk: at most every FLUSH_INTERVAL_S), after every action (after), and at
-the end (close). Each save is one transaction holding the history rows since the last one (with
-the diagnostics measured in them), the latest state (parameters, step, LR, minibatch generator, evaluations) and the runs row, so a
-crash or `kill -9` loses at most the last FLUSH_INTERVAL_S of training and never leaves a run whose
-history and state disagree. `reset`, `load` and `new` start a new run; `undo` and
-`restore` rewrite the history from where it changed.
+Called on the trainer's own thread by whoever drives it (headless mode, the app's worker): at chunk
+boundaries (on_chunk: at most every FLUSH_INTERVAL_S), after every action (after), and at the end
+(close). Each save is one transaction holding the history rows since the last one (with the
+diagnostics measured in them), the latest state (parameters, step, LR, minibatch generator,
+evaluations) and the runs row, so a crash or `kill -9` loses at most the last FLUSH_INTERVAL_S of
+training and never leaves a run whose history and state disagree. `reset`, `load` and `new` start a
+new run; `undo` and `restore` rewrite the history from where it changed.
 
 A store that fails (a full disk, a lock held too long, a file made read-only) turns keeping off
 with one line; training goes on, and `line` says so for the status panel.
