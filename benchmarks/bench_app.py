@@ -7,7 +7,9 @@ live: snapshots at 5 Hz, charts redrawn, periodic evaluation every second. Both 
 eager step, or with --compiled both on the native steps of core.native (the app's run starts once its
 background build is done). The app keeps its runs in a scratch run store (the user's own is never
 touched), as a user's app does; --no-runs compares without. A second row runs the same with the
-diagnostics screen (D) open from before the run: its charts redraw every second. Not a test.
+diagnostics screen (D) open from before the run: its charts redraw every second. Beside each rate,
+the training thread's CPU time as a share of the run's wall time (under 100%: the machine gave it
+less than a core, as a shared one does) and, for the app, the UI thread's. Not a test.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+from textual.widgets import RichLog
 
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.session import open_trainer
@@ -31,7 +35,13 @@ from tui.settings import parse_settings
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
 
 
-async def app_rate(data: Path | None, steps: int, compiled: bool, store: Path | None, diagnostics: bool = False) -> float:
+class Rate(NamedTuple):
+    steps_per_s: float
+    train_cpu: float  # the training thread's CPU time / the run's wall time
+    ui_cpu: float = 0.0  # the UI thread's (the app's event loop: this thread)
+
+
+async def app_rate(data: Path | None, steps: int, compiled: bool, store: Path | None, diagnostics: bool = False) -> Rate:
     flags = ([] if compiled else ["--no-compile"]) + (["--data", str(data)] if data else [])
     flags += ["--runs-db", str(store)] if store else ["--no-runs"]
     app = CharMLPApp(parse_settings(flags))
@@ -43,13 +53,16 @@ async def app_rate(data: Path | None, steps: int, compiled: bool, store: Path | 
             await pilot.press("D")
             while not isinstance(app.screen, DiagnosticsScreen) or app.screen.report is None:
                 await asyncio.sleep(0.1)
+        t0, cpu0, ui0 = time.perf_counter(), time.process_time(), time.thread_time()
         await pilot.press("space")
         while app.busy:  # poll slowly: the harness's own wake-ups would take the GIL from training too
             await asyncio.sleep(0.25)
+        wall, ui = time.perf_counter() - t0, time.thread_time() - ui0
+        train = time.process_time() - cpu0 - ui  # the worker's: the app's other threads sit idle
         # the run's own rate (steps over time in training steps) is in its log line
-        line = next(line.text for line in reversed(app.query_one("RichLog").lines) if "steps/s" in line.text)
+        line = next(line.text for line in reversed(app.query_one(RichLog).lines) if "steps/s" in line.text)
         await pilot.press("q")
-    return _rate(line)
+    return Rate(_rate(line), train / wall, ui / wall)
 
 
 def _rate(line: str) -> float:
@@ -74,19 +87,25 @@ def main() -> None:
     core_rates, app_rates, diagnosed_rates = [], [], []
     for _ in range(args.repeats):
         trainer.reset()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         result = trainer.run(args.steps)
-        core_rates.append(result.steps / (time.perf_counter() - t0))
+        wall = time.perf_counter() - t0
+        core_rates.append(Rate(result.steps / wall, (time.process_time() - cpu0) / wall))
         app_rates.append(asyncio.run(app_rate(args.data, args.steps, args.compiled, store)))
         diagnosed_rates.append(asyncio.run(app_rate(args.data, args.steps, args.compiled, store, diagnostics=True)))
-    core, app, diagnosed = (statistics.median(r) for r in (core_rates, app_rates, diagnosed_rates))
+    core, app, diagnosed = (_median(r) for r in (core_rates, app_rates, diagnosed_rates))
     engine = "compiled" if args.compiled else "eager"
     print(f"run {args.steps:,} steps, emb 2 / hidden 100 / batch 32, {engine} step, median of {args.repeats}, "
-          f"run store {'on' if store else 'off'}")
-    print(f"core alone      {core:>10,.0f} steps/s")
-    print(f"through the app {app:>10,.0f} steps/s   ({app / core:.0%} of core)")
-    print(f"  with D open   {diagnosed:>10,.0f} steps/s   ({diagnosed / core:.0%} of core)")
+          f"run store {'on' if store else 'off'}; CPU: the training thread's time / wall time")
+    print(f"core alone      {core.steps_per_s:>10,.0f} steps/s                 CPU {core.train_cpu:.0%}")
+    for name, r in (("through the app", app), ("  with D open", diagnosed)):
+        print(f"{name:<15} {r.steps_per_s:>10,.0f} steps/s ({r.steps_per_s / core.steps_per_s:>4.0%} of core)  "
+              f"CPU {r.train_cpu:.0%}, UI thread {r.ui_cpu:.0%}")
 
+
+def _median(rates: list[Rate]) -> Rate:
+    """Each figure's median over the repeats."""
+    return Rate(*(statistics.median(column) for column in zip(*rates)))
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@ import torch
 
 from core import ranges
 from core.config import ModelConfig
+from core.diagnose import no_rows
 from core.errors import CheckpointError, ConfigError
 from core.history import EvalPoint
 from core.model import PARAM_NAMES, Params
@@ -99,7 +100,7 @@ def validate(shown: str, raw: object) -> TrainingState:
     # kept as the generator gives it back: set_state ignores some bytes (the upper halves of the
     # old 64-bit words, padding), so this is the same stream with nothing in it that is not used
     rng = scratch.get_state()
-    return TrainingState(model, vocab, params, step, lr_exponent, lr, loss, evals, rng)
+    return TrainingState(model, vocab, params, step, lr_exponent, lr, loss, evals, rng, no_rows())
 
 
 def _check_fields(fields: dict[object, object], expected: frozenset[str], what: str, bad: _Bad) -> None:

@@ -77,8 +77,7 @@ class DiagnosticsLog:
     def append(self, d: Diagnostics) -> None:
         if self._n == self._rows.shape[0]:
             self._rows = torch.cat([self._rows, torch.empty_like(self._rows)])
-        row = [d.step, d.lr_exponent, *(getattr(d, name) for name in SCALARS), *d.grad_std, *d.param_std]
-        self._rows[self._n] = torch.tensor(row, dtype=torch.float64)
+        self._rows[self._n] = _row(d)
         self._n += 1
         self.latest = d
 
@@ -96,5 +95,23 @@ class DiagnosticsLog:
             if self.latest is not None and self.latest.step > step:
                 self.latest = None
 
+    def restore(self, rows: torch.Tensor) -> None:
+        """The log becomes `rows` (a TrainingState's: undo, a snapshot, a stored run), copied into new
+        storage so later appends never write into them. The latest stays only if it is their last."""
+        self._rows = torch.cat([rows, torch.empty(64, COLUMNS, dtype=torch.float64)])
+        self._n = int(rows.shape[0])
+        if self.latest is not None and not (self._n and torch.equal(rows[-1], _row(self.latest))):
+            self.latest = None
+
     def view(self) -> DiagnosticsHistory:
         return DiagnosticsHistory(PARAM_NAMES, self._rows[: self._n])
+
+
+def no_rows() -> torch.Tensor:
+    """The rows of no measurement (a checkpoint holds none)."""
+    return torch.empty(0, COLUMNS, dtype=torch.float64)
+
+
+def _row(d: Diagnostics) -> torch.Tensor:
+    values = [d.step, d.lr_exponent, *(getattr(d, name) for name in SCALARS), *d.grad_std, *d.param_std]
+    return torch.tensor(values, dtype=torch.float64)

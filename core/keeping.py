@@ -1,12 +1,12 @@
 """Keeping the trainer's current run in the run store (core.store) while it trains.
 
-Called on the trainer's own thread by whoever drives it (headless mode, the app's worker): at
-chunk boundaries (on_chunk: at most every FLUSH_INTERVAL_S), after every action (after), and at
-the end (close). Each save is one transaction holding the history rows since the last one, the
-latest state (parameters, step, LR, minibatch generator, evaluations) and the runs row, so a
-crash or `kill -9` loses at most the last FLUSH_INTERVAL_S of training and never leaves a run
-whose history and state disagree. `reset`, `load` and `new` start a new run; `undo` and
-`restore` rewrite the history from where it changed.
+Called on the trainer's own thread by whoever drives it (headless mode, the app's worker): at chunk
+boundaries (on_chunk: at most every FLUSH_INTERVAL_S), after every action (after), and at the end
+(close). Each save is one transaction holding the history rows since the last one (with the
+diagnostics measured in them), the latest state (parameters, step, LR, minibatch generator,
+evaluations) and the runs row, so a crash or `kill -9` loses at most the last FLUSH_INTERVAL_S of
+training and never leaves a run whose history and state disagree. `reset`, `load` and `new` start a
+new run; `undo` and `restore` rewrite the history from where it changed.
 
 A store that fails (a full disk, a lock held too long, a file made read-only) turns keeping off
 with one line; training goes on, and `line` says so for the status panel.
@@ -28,9 +28,9 @@ from core.errors import ConfigError, StoreError
 from core.history import EvalPoint
 from core.recording import SessionRecord
 from core.run_blobs import (Segments, evals_blob, history_chunks, params_blob, read_evals, read_state, schedule,
-                             segments, tensor_bytes)
+                             segments, snapshot_blobs, tensor_bytes)
 from core.state import ModelSnapshot, TrainingState
-from core.store import RunRow, RunStore, StoredSnapshot, StoredState
+from core.store import History, RunRow, RunStore, StoredState
 
 if TYPE_CHECKING:
     from core.trainer import Trainer
@@ -172,7 +172,7 @@ class RunKeeper:
         if stored is None:
             raise StoreError(f"{shown}: has no stored state; it cannot be resumed")
         state = read_state(run, stored, store.history(run.id), shown)
-        snapshots = [ModelSnapshot(k.name, read_state(run, k.state, [(0, k.lr, k.loss)] if k.state.step else [],
+        snapshots = [ModelSnapshot(k.name, read_state(run, k.state, [History(0, k.lr, k.loss, k.diagnostics)],
                                                       f"{shown} snapshot {k.name!r}"), k.dev_loss)
                      for k in store.snapshots(run.id)]
         return state, snapshots, stored.engine
@@ -270,7 +270,7 @@ class RunKeeper:
         if action.verb == "snapshot":
             kept = next(k for k in reversed(trainer.snapshots) if k.name == action.args[0])
             keep = [k.name for k in trainer.snapshots]
-            self._try(lambda s: store.save_snapshot(run_id, _stored_snapshot(kept), keep))
+            self._try(lambda s: store.save_snapshot(run_id, snapshot_blobs(kept), keep))
         if mid_run and time.monotonic() - self._flushed_at < FLUSH_INTERVAL_S:
             return None
         return self._save(trainer)
@@ -334,14 +334,8 @@ class RunKeeper:
             "train_s": self._base_train + self._train_s + self._job_s,
             "script": self.script([], trainer.step).rstrip("\n"),
         }
-        self.store.save_progress(self.run.id, summary, state, history_chunks(history.lr[start:], history.loss[start:], start)
-                                 if n > start else [], start)
+        self.store.save_progress(self.run.id, summary, state, history_chunks(
+            history.lr[start:], history.loss[start:], trainer.diagnostics.view().rows, start), start)
         self._stored, self._generation, self._flushed_at = n, trainer.history.generation, time.monotonic()
         self._schedule = plan
 
-
-def _stored_snapshot(kept: ModelSnapshot) -> StoredSnapshot:
-    s = kept.state
-    state = StoredState(s.step, s.lr_exponent, params_blob(s.params), tensor_bytes(s.batch_rng), evals_blob(s.evals),
-                        "eager")
-    return StoredSnapshot(kept.name, kept.dev_loss, state, tensor_bytes(s.history_lr), tensor_bytes(s.history_loss))

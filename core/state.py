@@ -14,7 +14,7 @@ from core.model import Params
 @dataclass(frozen=True)
 class TrainingState:
     """Everything training changes, and what it applies to. Memory: the parameters plus 8 bytes
-    per step of history (8 MB at 1M steps)."""
+    per step of history (8 MB at 1M steps), and 128 bytes per diagnostics measurement."""
 
     model: ModelConfig
     vocab_chars: str  # the vocabulary without the boundary token, in index order
@@ -25,6 +25,7 @@ class TrainingState:
     history_loss: torch.Tensor  # (step,) minibatch loss of every step
     evals: tuple[EvalPoint, ...]
     batch_rng: torch.Tensor  # uint8 state of the minibatch generator
+    diagnostics: torch.Tensor  # (n, core.diagnose.COLUMNS) float64: the runs' measurements (a checkpoint holds none)
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from core.reading import printable, shown_path
 from core.store_schema import (MIGRATIONS, SCHEMA_VERSION, History, RunRow, StoredSnapshot, StoredState, connect, error,
                                 row)
 
-__all__ = ["LOCK_TIMEOUT_S", "MIGRATIONS", "SCHEMA_VERSION", "RunRow", "RunStore", "StoredSnapshot", "StoredState",
-           "default_path"]
+__all__ = ["LOCK_TIMEOUT_S", "MIGRATIONS", "SCHEMA_VERSION", "History", "RunRow", "RunStore", "StoredSnapshot",
+           "StoredState", "default_path"]
 
 LOCK_TIMEOUT_S = 5.0  # how long a write waits for another process's transaction
 APP_NAME = "charmlp-tui"
@@ -150,14 +150,14 @@ class RunStore:
             db.execute("DELETE FROM runs WHERE id = ?", (run.id,))
 
     # ---- progress --------------------------------------------------------------------------
-    def save_progress(self, run_id: int, summary: dict[str, object], state: StoredState,
-                      history: list[tuple[int, bytes, bytes]], keep_history_before: int) -> None:
-        """One transaction: history rows from keep_history_before on are replaced by `history`
-        ((start, lr, loss) chunks), the state replaced, the runs row updated."""
+    def save_progress(self, run_id: int, summary: dict[str, object], state: StoredState, history: list[History],
+                      keep_history_before: int) -> None:
+        """One transaction: history rows from keep_history_before on are replaced by `history`, the
+        state replaced, the runs row updated."""
         with self._write("save the run") as db:
             db.execute("DELETE FROM history WHERE run_id = ? AND start >= ?", (run_id, keep_history_before))
-            db.executemany("INSERT INTO history (run_id, start, lr, loss) VALUES (?, ?, ?, ?)",
-                           [(run_id, start, lr, loss) for start, lr, loss in history])
+            db.executemany("INSERT INTO history (run_id, start, lr, loss, diagnostics) VALUES (?, ?, ?, ?, ?)",
+                           [(run_id, h.start, h.lr, h.loss, h.diagnostics) for h in history])
             db.execute("INSERT OR REPLACE INTO state (run_id, step, lr_exponent, params, batch_rng, evals, engine) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, state.step, state.lr_exponent, state.params,
                                                         state.batch_rng, state.evals, state.engine))
@@ -173,11 +173,10 @@ class RunStore:
                           (run_id,))
         return row(StoredState, rows[0], self.shown) if rows else None
 
-    def history(self, run_id: int) -> list[tuple[int, bytes, bytes]]:
-        """Its history chunks, (start, lr, loss), in step order."""
-        chunks = [row(History, r, self.shown) for r in
-                  self._read("SELECT start, lr, loss FROM history WHERE run_id = ? ORDER BY start", (run_id,))]
-        return [(c.start, c.lr, c.loss) for c in chunks]
+    def history(self, run_id: int) -> list[History]:
+        """Its history rows in step order."""
+        return [row(History, r, self.shown) for r in self._read(
+            "SELECT start, lr, loss, diagnostics FROM history WHERE run_id = ? ORDER BY start", (run_id,))]
 
     def evals(self, run_id: int) -> bytes:
         stored = self.state(run_id)
@@ -192,16 +191,16 @@ class RunStore:
             db.execute(f"DELETE FROM snapshots WHERE run_id = ? AND name NOT IN ({', '.join('?' * len(keep))})",
                        (run_id, *keep))
             db.execute("INSERT OR REPLACE INTO snapshots (run_id, name, step, lr_exponent, dev_loss, params, batch_rng, "
-                       "evals, lr, loss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "evals, lr, loss, diagnostics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (run_id, kept.name, st.step, st.lr_exponent, kept.dev_loss, st.params, st.batch_rng, st.evals,
-                        kept.lr, kept.loss))
+                        kept.lr, kept.loss, kept.diagnostics))
 
     def snapshots(self, run_id: int) -> list[StoredSnapshot]:
-        rows = self._read("SELECT name, dev_loss, step, lr_exponent, params, batch_rng, evals, lr, loss FROM snapshots "
-                          "WHERE run_id = ? ORDER BY rowid", (run_id,))
+        rows = self._read("SELECT name, dev_loss, step, lr_exponent, params, batch_rng, evals, lr, loss, diagnostics "
+                          "FROM snapshots WHERE run_id = ? ORDER BY rowid", (run_id,))
         return [row(StoredSnapshot, (name, dev, row(StoredState, (step, lr_exp, params, rng, evals, "eager"), self.shown),
-                                     lr, loss), self.shown)
-                for name, dev, step, lr_exp, params, rng, evals, lr, loss in rows]
+                                     lr, loss, diagnostics), self.shown)
+                for name, dev, step, lr_exp, params, rng, evals, lr, loss, diagnostics in rows]
 
 
 _COLUMNS = ", ".join(f.name for f in fields(RunRow))

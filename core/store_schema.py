@@ -77,6 +77,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN init TEXT NOT NULL DEFAULT 'lecture';
     """,
+    # 4: the diagnostics (core.diagnose) each history row's steps recorded, and each snapshot's: float64
+    # rows, little-endian; runs from before it recorded none that were kept
+    """
+    ALTER TABLE history ADD COLUMN diagnostics BLOB NOT NULL DEFAULT x'';
+    ALTER TABLE snapshots ADD COLUMN diagnostics BLOB NOT NULL DEFAULT x'';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -147,22 +153,25 @@ class StoredState:
 
 @dataclass(frozen=True)
 class StoredSnapshot:
-    """A named snapshot of a run: its state, and its history (float32 blobs, as history rows)."""
+    """A named snapshot of a run: its state, and its history (blobs, as one history row)."""
 
     name: str
     dev_loss: float | None
     state: StoredState
     lr: bytes
     loss: bytes
+    diagnostics: bytes
 
 
 @dataclass(frozen=True)
 class History:
-    """One row of a run's history: `start`, the step of its first value, and float32 blobs."""
+    """One row of a run's history: `start`, the step of its first value, float32 blobs of its steps'
+    learning rates and losses, and the diagnostics measured after them (float64 rows, core.diagnose)."""
 
     start: int
     lr: bytes
     loss: bytes
+    diagnostics: bytes
 
 
 Row = TypeVar("Row", RunRow, StoredState, StoredSnapshot, History)

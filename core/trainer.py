@@ -108,14 +108,15 @@ class Trainer:
         """A copy of everything training changes (undo, snapshots and checkpoints hold one)."""
         lr, loss = self.history.tensors()
         return TrainingState(self.model_config, self.dataset.vocab.chars, self.params.clone(), self.step,
-                             float(self.lr_exponent), lr, loss, tuple(self.evals), self._batch_gen.get_state())
+                             float(self.lr_exponent), lr, loss, tuple(self.evals), self._batch_gen.get_state(),
+                             self.diagnostics.view().rows)
 
     def _put_back(self, state: TrainingState) -> None:
         self.params.copy_(state.params)
         self.step, self.lr_exponent = state.step, state.lr_exponent
         self.history.restore(state.history_lr, state.history_loss)
         self.evals = list(state.evals)
-        self.diagnostics.truncate(state.step)
+        self.diagnostics.restore(state.diagnostics)
         self._batch_gen.set_state(state.batch_rng)
 
     @property
@@ -348,6 +349,8 @@ class Trainer:
             sgd = SGDStep(params, self.train_config.batch_size)
             history = LossHistory()
             history.restore(state.history_lr, state.history_loss)
+            diagnostics = DiagnosticsLog()
+            diagnostics.restore(state.diagnostics)  # a stored run's; a checkpoint holds none
         except (RuntimeError, TypeError, ValueError, MemoryError) as e:
             first = (str(e).splitlines() or [type(e).__name__])[0][:120]
             raise CheckpointError(f"{shown}: cannot be applied ({printable(first)}); nothing was loaded") from None
@@ -355,7 +358,7 @@ class Trainer:
         self.params, self._sgd = params, sgd  # as _start, with the step built before the swap
         self.step, self.lr_exponent = state.step, state.lr_exponent
         self.history, self.evals = history, list(state.evals)
-        self.diagnostics = DiagnosticsLog()  # a checkpoint holds none
+        self.diagnostics = diagnostics
         self._batch_gen = batch_gen
         self._before_run = None
         self.snapshots = []  # they belong to the model they were taken from

@@ -91,3 +91,19 @@ async def test_escape_stops_a_run_then_closes(app):
         await pilot.pause()
         assert not isinstance(app.screen, DiagnosticsScreen)
         await asyncio.sleep(0.1)
+
+
+async def test_the_main_charts_wait_under_the_screen_and_catch_up_when_it_closes(app):
+    """Under D the training chart is not redrawn (its redraws would take the GIL from training for a
+    chart no one sees); closing D draws what the runs did meanwhile."""
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await open_diagnostics(pilot)
+        drawn = app.chart_shows
+        await pilot.press("left_square_bracket", "space")  # run 1,000 under the screen
+        await settle(pilot)
+        await until(pilot, lambda: app.status.step == 1000 and app.status.job is None)
+        assert app.chart_shows == drawn
+        await pilot.press("D")
+        await until(pilot, lambda: not app.diagnostics_open)
+        await until(pilot, lambda: app.chart_shows == (1000, app.status.last_eval))

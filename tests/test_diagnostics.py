@@ -130,6 +130,26 @@ def test_the_history_follows_undo_rollback_and_restore(trainer):
     assert len(trainer.diagnostics) == 0 and trainer.diagnostics.latest is None
 
 
+def test_undo_and_restore_put_back_the_measurements_of_their_own_path(trainer):
+    """A snapshot keeps the measurements it was taken with: steps undone and trained again on
+    another path do not leak into it."""
+    trainer.diagnose_every = 100
+    trainer.run(400)
+    trainer.run(400)
+    trainer.take_snapshot("s")
+    at_s = trainer.diagnostics.view().rows.clone()
+    trainer.undo_last_run()
+    trainer.set_lr_exponent(-2.0)
+    trainer.run(400)  # steps 500 to 800 again, at another LR
+    assert trainer.diagnostics.view().steps == [100 * k for k in range(1, 9)]
+    assert not torch.equal(trainer.diagnostics.view().rows, at_s)
+    trainer.restore_snapshot("s")
+    assert torch.equal(trainer.diagnostics.view().rows, at_s)
+    trainer.run(100)
+    assert torch.equal(trainer.diagnostics.view().rows[:8], at_s)  # appending never writes into the snapshot's
+    assert torch.equal(trainer.snapshots[0].state.diagnostics, at_s)
+
+
 def test_a_view_never_changes_afterwards(trainer):
     trainer.diagnose_every = 50
     trainer.run(100)

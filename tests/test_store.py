@@ -30,10 +30,11 @@ import core.keeping
 import core.store
 from conftest import deadline
 from core.config import DataConfig, ModelConfig, TrainConfig
+from core.diagnose import COLUMNS
 from core.errors import CharMLPError, StoreError
 from core.session import open_session
 from core.run_blobs import read_state
-from core.store import MIGRATIONS, SCHEMA_VERSION, RunStore
+from core.store import MIGRATIONS, SCHEMA_VERSION, History, RunStore
 from core.words import load_words
 from tui.cli import main
 
@@ -112,7 +113,7 @@ def test_a_version_1_database_is_brought_forward_and_its_run_resumes(base, headl
         c.execute("PRAGMA user_version = 1")
         c.execute("ATTACH ? AS src", (str(source),))
         c.execute(f"INSERT INTO runs ({', '.join(V1_RUN_COLUMNS)}) SELECT {', '.join(V1_RUN_COLUMNS)} FROM src.runs")
-        c.execute("INSERT INTO history SELECT * FROM src.history")
+        c.execute("INSERT INTO history SELECT run_id, start, lr, loss FROM src.history")
         c.execute("INSERT INTO state SELECT * FROM src.state")
     before_run, before_state = stored(source, "c")
 
@@ -131,6 +132,32 @@ def test_a_version_1_database_is_brought_forward_and_its_run_resumes(base, headl
     run, state = stored(old, "c")
     assert run.steps == state.step == len(state.history_loss) == 800
     assert [n for (n,) in sql(old, "SELECT name FROM snapshots")] == ["t"]
+
+
+def test_a_version_3_database_is_brought_forward_and_resumes_as_a_new_one_does(base, headless, tmp_path):
+    """Runs from before diagnostics were kept have none stored; from the migration on they keep theirs,
+    and the resumed run is the one a version-4 database holds, bit for bit (diagnostics included)."""
+    words, source = base
+    old, new = tmp_path / "v3.db", tmp_path / "v4.db"
+    new.write_bytes(source.read_bytes())
+    snapshot_columns = [row[1] for row in sql(source, "PRAGMA table_info(snapshots)") if row[1] != "diagnostics"]
+    with contextlib.closing(sqlite3.connect(old, isolation_level=None)) as c:  # as version 3 made it
+        for script in MIGRATIONS[:3]:
+            c.executescript(script)
+        c.execute("PRAGMA user_version = 3")
+        c.execute("ATTACH ? AS src", (str(source),))
+        c.execute("INSERT INTO runs SELECT * FROM src.runs")
+        c.execute("INSERT INTO history SELECT run_id, start, lr, loss FROM src.history")
+        c.execute("INSERT INTO state SELECT * FROM src.state")
+        c.execute(f"INSERT INTO snapshots SELECT {', '.join(snapshot_columns)} FROM src.snapshots")
+    for db in (old, new):
+        code, out, err = headless("--runs-db", str(db), "--resume", "c", "--script", "restore s; run 2500")
+        assert code == 0 and "final: step 2800" in out, err
+    assert sql(old, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert sql(old, "PRAGMA integrity_check") == [("ok",)]
+    (_, a), (_, b) = stored(old, "c"), stored(new, "c")
+    assert a.step == b.step == 2800 and same(a.params, b.params) and a.history_loss.equal(b.history_loss)
+    assert len(a.diagnostics) == 2 and torch.equal(a.diagnostics, b.diagnostics)
 
 
 def test_a_migration_that_fails_is_rolled_back_whole(copy_of, monkeypatch):
@@ -309,6 +336,13 @@ def test_a_lock_taken_during_a_run_stops_keeping_and_training_goes_on(copy_of, b
 
 # ---- 6. a stored state that lies ------------------------------------------------------------------
 NAN32 = struct.pack("<f", float("nan"))
+
+
+def measured_at(step: float) -> bytes:
+    """One stored diagnostics row (core.diagnose.COLUMNS float64s) measured at `step`."""
+    return struct.pack(f"<{COLUMNS}d", step, -1.0, *[0.5] * (COLUMNS - 2))
+
+
 MUTATIONS = {
     "a parameter NaN": ("UPDATE state SET params = CAST(? || substr(params, 5) AS BLOB)", (NAN32,), "C holds non-finite values"),
     "parameters short": ("UPDATE state SET params = substr(params, 5)", (), "its parameters are 13,920 bytes"),
@@ -339,6 +373,16 @@ MUTATIONS = {
     "argv garbage": ("UPDATE runs SET argv = '{'", (), "damaged"),
     "wall time not a number": ("UPDATE runs SET wall_s = 'soon'", (), "damaged"),
     "a snapshot cut short": ("UPDATE snapshots SET params = substr(params, 5)", (), "snapshot 's'"),
+    "a torn diagnostics row": ("UPDATE history SET diagnostics = x'00' WHERE start = 0", (), "diagnostics are damaged"),
+    "a measurement after its row": ("UPDATE history SET diagnostics = ? WHERE start = 0", (measured_at(601),),
+                                    "a measurement not at a step of its row"),
+    "a measurement at step NaN": ("UPDATE history SET diagnostics = ? WHERE start = 0", (measured_at(float("nan")),),
+                                  "diagnostics are damaged"),
+    "a measurement at step 1.5": ("UPDATE history SET diagnostics = ? WHERE start = 0", (measured_at(1.5),),
+                                  "diagnostics are damaged"),
+    "measurements out of order": ("UPDATE history SET diagnostics = ? WHERE start = 0",
+                                  (measured_at(20) + measured_at(10),), "diagnostics are damaged"),
+    "a snapshot's diagnostics torn": ("UPDATE snapshots SET diagnostics = x'0000'", (), "snapshot 's'"),
 }
 
 
@@ -358,9 +402,9 @@ RUN_COLUMNS = [c for c in core.store._COLUMNS.split(", ") if c not in ("id", "na
 LIES = st.one_of(
     st.tuples(st.just("runs"), st.sampled_from(RUN_COLUMNS)),
     st.tuples(st.just("state"), st.sampled_from(["step", "lr_exponent", "params", "batch_rng", "evals", "engine"])),
-    st.tuples(st.just("history"), st.sampled_from(["start", "lr", "loss"])),
+    st.tuples(st.just("history"), st.sampled_from(["start", "lr", "loss", "diagnostics"])),
     st.tuples(st.just("snapshots"), st.sampled_from(["name", "step", "lr_exponent", "dev_loss", "params", "batch_rng",
-                                                     "evals", "lr", "loss"])),
+                                                     "evals", "lr", "loss", "diagnostics"])),
 )
 VALUES = st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=30),
                    st.binary(max_size=64))
@@ -411,7 +455,7 @@ def test_snapshots_survive_the_process(base, headless, tmp_path):
     try:
         run = snapshot.get("c")
         (kept,) = snapshot.snapshots(run.id)
-        at_x = read_state(run, kept.state, [(0, kept.lr, kept.loss)], "x")
+        at_x = read_state(run, kept.state, [History(0, kept.lr, kept.loss, kept.diagnostics)], "x")
     finally:
         snapshot.close()
     code, out, err = headless("--runs-db", str(db), "--resume", "c", "--script", "restore x")

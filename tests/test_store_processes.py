@@ -64,11 +64,11 @@ def one_line(err: str) -> str:
 
 
 def same_state(a: TrainingState, b: TrainingState) -> bool:
-    """Bit for bit: parameters, step, learning rate, history, evaluations, minibatch stream."""
+    """Bit for bit: parameters, step, learning rate, history, evaluations, minibatch stream, diagnostics."""
     return (a.step == b.step and a.lr_exponent == b.lr_exponent and a.evals == b.evals
             and all(torch.equal(x, y) for x, y in zip(a.params.tensors(), b.params.tensors(), strict=True))
             and torch.equal(a.history_lr, b.history_lr) and torch.equal(a.history_loss, b.history_loss)
-            and torch.equal(a.batch_rng, b.batch_rng))
+            and torch.equal(a.batch_rng, b.batch_rng) and torch.equal(a.diagnostics, b.diagnostics))
 
 
 def integrity(db: Path) -> str:
@@ -182,6 +182,7 @@ def test_a_resumed_run_is_the_run_that_never_stopped(small_file, tmp_path):
     assert finish(whole)[0] == 0
     (run_c, c), (run_u, u) = stored(db, "c"), stored(db, "u")
     assert c.step == 5000 and c.lr_exponent == -1.5 and same_state(c, u)
+    assert [int(s) for s in c.diagnostics[:, 0]] == [1000, 2000, 3000, 4000, 5000]  # before and after the stop
     assert run_c.schedule == run_u.schedule == "-1×1k, -1.5×4k"
 
     code, out, err = charmlp("--runs-db", str(db), "--resume", "c", "--script", "restore s; run 1000")

@@ -181,16 +181,24 @@ class CharMLPApp(TuneActions):
         s = message.status
         self.query_one(StatusPanel).show(s, keys.STEPS_PER_RUN[self.steps_index])
         self.query_one(ProgressRow).show(s, previous)
-        # compare with what the chart shows, not with the previous status: a redraw skipped
-        # during a job for the rate limit must still happen when the job ends
-        shown = (len(s.history), s.last_eval)
-        now = time.monotonic()
-        if shown != self.chart_shows and (s.job is None or now - self.chart_drawn_at >= CHART_INTERVAL_S):
-            self.chart_drawn_at, self.chart_shows = now, shown
-            self.query_one(TrainingChart).show(s.history, s.evals)
-            self._show_embedding()
+        if s.job is None or time.monotonic() - self.chart_drawn_at >= CHART_INTERVAL_S:
+            self.draw_charts()
         if previous is None or previous.job != s.job or s.taken != previous.taken:
             self.refresh_bindings()
+
+    def draw_charts(self) -> None:
+        """The training and embedding charts, if the latest status has more than they show; not while
+        the diagnostics screen covers them (their redraws would take the GIL from training for nothing)."""
+        s = self.status
+        if s is None or self.diagnostics_open:
+            return
+        # compare with what the chart shows, not with the previous status: a redraw skipped during a
+        # job for the rate limit, or under the diagnostics screen, must still happen afterwards
+        shown = (len(s.history), s.last_eval)
+        if shown != self.chart_shows:
+            self.chart_drawn_at, self.chart_shows = time.monotonic(), shown
+            self.query_one(TrainingChart).show(s.history, s.evals)
+            self._show_embedding()
 
     def _show_embedding(self) -> None:
         """Kept by the chart in sight or not (27 points): a tab clicked shows it without asking the app."""

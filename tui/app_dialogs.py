@@ -43,6 +43,13 @@ class DialogActions(App[int]):
     def closing(self) -> bool:
         raise NotImplementedError
 
+    def draw_charts(self) -> None:
+        raise NotImplementedError  # the app's: the main screen's charts, as the latest status says
+
+    @property
+    def diagnostics_open(self) -> bool:
+        return any(isinstance(screen, DiagnosticsScreen) for screen in self.screen_stack)
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
@@ -99,12 +106,13 @@ class DialogActions(App[int]):
 
     def action_diagnostics(self) -> None:
         """The diagnostics screen; while it is open the worker posts its reports (and only then)."""
-        if any(isinstance(screen, DiagnosticsScreen) for screen in self.screen_stack):
+        if self.diagnostics_open:
             return
 
         def closed(_: None) -> None:
             self.send(WatchDiagnostics(False))
             self.diagnostics = None
+            self.draw_charts()  # not drawn while the screen covered them
 
         self.push_screen(DiagnosticsScreen(self.diagnostics, self.worker.stop,
                                            lambda: self.status is not None and self.status.job is not None), closed)

@@ -104,7 +104,7 @@ class DiagnosticsScreen(Screen[None]):
 
     def show(self, report: DiagnosticsReport) -> None:
         self.report = report
-        self.query_one("#diag-title", Label).update(title(report))
+        self.query_one("#diag-title", Label).update(title(report), layout=False)  # one line, cut to fit
         current = report.current
         reading = current.reading() if current is not None else (
             f"no measurement yet: a run records one every {report.every:,} steps (guide: 10^{GUIDE:g})")
