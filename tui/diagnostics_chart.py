@@ -12,7 +12,8 @@ import plotext
 from rich.text import Text
 
 from core.diagnostics import DEAD, EVERY_STEPS, GUIDE, HISTOGRAM_BINS, SATURATED
-from tui.charts import MIN_HEIGHT, MIN_WIDTH, Chart
+from tui.plot import MIN_HEIGHT, MIN_WIDTH, Chart, axis, padded
+from tui.ticks import step_ticks, value_ticks
 
 if TYPE_CHECKING:
     from core.diagnostics import Diagnostics, DiagnosticsHistory
@@ -85,8 +86,9 @@ class RatioChart(_DiagnosticsChart):
         steps, lines = history.steps, {name: _thinned(history.steps, history.ratios(name)) for name in history.tensors}
         values = [v for _, ys in lines.values() for v in ys] + [GUIDE]
         low, high = min(values), max(values)
-        figure.ruler("y").lim(low - 0.05 * (high - low or 1), high + 0.05 * (high - low or 1))
+        axis(figure, "y", *padded(low, high), size[1], value_ticks)
         first, last = steps[0], steps[-1]
+        axis(figure, "x", first, last, size[0], step_ticks)
         _plot(figure, [first, last] if last > first else [first - 1, first + 1], [GUIDE, GUIDE], GUIDE_COLOR)
         for (xs, ys), color in zip(lines.values(), TENSOR_COLORS):
             if xs:
@@ -112,8 +114,9 @@ class SaturationChart(_DiagnosticsChart):
             return size
         figure = _figure(*size)
         hidden = self.current.hidden if self.current is not None else None
-        figure.ruler("y").lim(0, 100)
         steps = history.steps
+        axis(figure, "y", 0, 100, size[1], value_ticks)
+        axis(figure, "x", steps[0], steps[-1], size[0], step_ticks)
         xs, saturated = _thinned(steps, [100 * v for v in history.column("saturation")])
         if len(xs) == 1:  # one measurement: a short flat line, visible
             xs, saturated = [xs[0] - 1, xs[0] + 1], saturated * 2
@@ -147,5 +150,6 @@ class ActivationHistogram(_DiagnosticsChart):
         shares = [100 * count / total for count in d.histogram]
         bars = figure.bar(centres, shares, width=0.8, marker=plotext.marker("full", pixel=HISTOGRAM_COLOR))
         figure.draw(bars)
-        figure.ruler("x").ticks([-1, -0.5, 0, 0.5, 1], ["-1", "-0.5", "0", "0.5", "1"])
+        axis(figure, "x", -1, 1, size[0], value_ticks)
+        axis(figure, "y", 0, max(shares) * 1.05 or 1, size[1], value_ticks)
         return Text.from_ansi(figure.build().string())
