@@ -7,6 +7,8 @@ import time
 from concurrent.futures import Future
 from pathlib import Path
 
+import pytest
+
 from tui.messages import Probe
 from tui.settings import parse_settings
 
@@ -82,3 +84,24 @@ def field(app, key: str):
     from textual.widgets import Input
 
     return app.screen.query_one(f"#field-{key}", Input)
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    """The run store of one test."""
+    return tmp_path / "runs.db"
+
+
+@pytest.fixture
+def kept_app(small_file, db):
+    """The app on the small words, its run named 'first', kept in the test's own store."""
+    from tui.app import CharMLPApp
+
+    return CharMLPApp(app_settings(small_file, "--runs-db", str(db), "--run", "first"))
+
+
+def text_of(app, selector: str) -> str:
+    """What the label or static `selector` of the screen on top shows."""
+    from textual.widgets import Static
+
+    return str(app.screen.query_one(selector, Static).render())

@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from textual.widgets import DataTable, Input, Label
 
-from app_helpers import app_settings, field, log_text, settle, start_long_run, stored_names, trainer_of, until
+from app_helpers import (app_settings, db, field, kept_app, log_text, settle, start_long_run, stored_names,  # noqa: F401 (fixtures)
+                         text_of, trainer_of, until)
 from core.config import ModelConfig
 from tui.app import CharMLPApp
 from tui.charts import TrainingChart
 from tui.new_run import NewRunScreen
 from tui.runs_screen import RunsScreen
 from tui.screens import ConfirmScreen, NameScreen, PathScreen
-
-
-@pytest.fixture
-def db(tmp_path):
-    return tmp_path / "runs.db"
-
-
-@pytest.fixture
-def runs_app(small_file, db):
-    return CharMLPApp(app_settings(small_file, "--runs-db", str(db), "--run", "first"))
-
-
-def label_text(app, selector: str) -> str:
-    return str(app.screen.query_one(selector, Label).render())
 
 
 async def run_100(pilot) -> None:
@@ -49,8 +35,8 @@ async def new_run(pilot, **fields: str) -> None:
 
 
 # ---- the new-run dialog --------------------------------------------------------------------------
-async def test_new_run_dialog_prefilled_refuses_a_bad_value_and_starts_the_run(runs_app, db):
-    app = runs_app
+async def test_new_run_dialog_prefilled_refuses_a_bad_value_and_starts_the_run(kept_app, db):
+    app = kept_app
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await run_100(pilot)
@@ -62,10 +48,10 @@ async def test_new_run_dialog_prefilled_refuses_a_bad_value_and_starts_the_run(r
         assert {k: field(app, k).value for k in ("block", "emb", "hidden", "batch", "init-seed", "batch-seed")} == {
             "block": "3", "emb": "2", "hidden": "100", "batch": "32", "init-seed": str(seed),
             "batch-seed": str(batch_seed)}
-        assert "parameters: 3,481" in label_text(app, "#params")
+        assert "parameters: 3,481" in text_of(app, "#params")
         field(app, "block").value = "0"
         await pilot.pause()
-        assert "block size must be a whole number from 1 to 64, got 0" in label_text(app, "#error-block")
+        assert "block size must be a whole number from 1 to 64, got 0" in text_of(app, "#error-block")
         await pilot.press("enter")  # refused: nothing sent
         await pilot.pause()
         assert isinstance(app.screen, NewRunScreen) and app.status.facts.run == "first"
@@ -76,8 +62,8 @@ async def test_new_run_dialog_prefilled_refuses_a_bad_value_and_starts_the_run(r
         await pilot.pause()
         assert not app.screen.query_one("#error-block", Label).display
         n_params = ModelConfig(4, 10, 200).n_params(len(app.status.facts.vocab))
-        assert f"parameters: {n_params:,}" in label_text(app, "#params")
-        assert "rebuilds the dataset" in label_text(app, "#params")
+        assert f"parameters: {n_params:,}" in text_of(app, "#params")
+        assert "rebuilds the dataset" in text_of(app, "#params")
         await pilot.press("enter")
         await settle(pilot)
         assert not isinstance(app.screen, NewRunScreen)
@@ -95,8 +81,8 @@ async def test_new_run_dialog_prefilled_refuses_a_bad_value_and_starts_the_run(r
         assert set(stored_names(db)) == {"first", app.status.facts.run}
 
 
-async def test_new_run_dialog_escape_changes_nothing(runs_app, db):
-    app = runs_app
+async def test_new_run_dialog_escape_changes_nothing(kept_app, db):
+    app = kept_app
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await run_100(pilot)
@@ -111,8 +97,8 @@ async def test_new_run_dialog_escape_changes_nothing(runs_app, db):
         assert stored_names(db) == ["first"]
 
 
-async def test_new_run_key_is_greyed_out_while_a_job_runs(runs_app):
-    app = runs_app
+async def test_new_run_key_is_greyed_out_while_a_job_runs(kept_app):
+    app = kept_app
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert app.check_action("new_run", ()) is True
@@ -148,8 +134,8 @@ async def cursor_to(pilot, screen: RunsScreen, name: str) -> None:
     await pilot.pause()
 
 
-async def test_runs_screen_lists_sorts_selects_and_overlays(runs_app):
-    app = runs_app
+async def test_runs_screen_lists_sorts_selects_and_overlays(kept_app):
+    app = kept_app
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot)
         await three_runs(pilot)
@@ -164,7 +150,7 @@ async def test_runs_screen_lists_sorts_selects_and_overlays(runs_app):
         assert str(table.get_row(third)[0]).startswith("▶")  # the open run
         await pilot.press("s", "s", "s")  # by params
         assert screen.sort == 2 and [r.name for r in screen.order] == [third, second, "first"]
-        assert "by params ▲" in label_text(app, "#runs-title")
+        assert "by params ▲" in text_of(app, "#runs-title")
         screen.on_data_table_header_selected(DataTable.HeaderSelected(table, table.ordered_columns[2].key, 2, "params"))
         await pilot.pause()
         assert screen.reverse and [r.name for r in screen.order] == ["first", second, third]
@@ -191,8 +177,8 @@ async def test_runs_screen_lists_sorts_selects_and_overlays(runs_app):
         assert chart.overlay == [] and str(chart.border_subtitle).startswith("batch ")
 
 
-async def test_runs_screen_renames_deletes_and_refuses_to_delete_the_open_run(runs_app, db):
-    app = runs_app
+async def test_runs_screen_renames_deletes_and_refuses_to_delete_the_open_run(kept_app, db):
+    app = kept_app
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await run_100(pilot)
@@ -207,13 +193,13 @@ async def test_runs_screen_renames_deletes_and_refuses_to_delete_the_open_run(ru
         name_input = app.screen.query_one(Input)
         name_input.value = "a b"
         await pilot.pause()
-        assert "a run name is 1 to 60 printable characters" in label_text(app, "#name-error")
+        assert "a run name is 1 to 60 printable characters" in text_of(app, "#name-error")
         await pilot.press("enter")  # refused
         assert isinstance(app.screen, NameScreen)
         name_input.value = "[/]odd"  # markup would crash; as text it is a name like any other
         await pilot.press("enter")
         await until(pilot, lambda: "[/]odd" in [r.name for r in screen.runs])
-        assert app.screen is screen and "renamed run 'first' to '[/]odd'" in label_text(app, "#runs-note")
+        assert app.screen is screen and "renamed run 'first' to '[/]odd'" in text_of(app, "#runs-note")
         assert set(stored_names(db)) == {"[/]odd", current}
         await pilot.press("space", "c")  # its curves overlaid: the legend shows the name as text
         chart = app.query_one(TrainingChart)
@@ -223,7 +209,7 @@ async def test_runs_screen_renames_deletes_and_refuses_to_delete_the_open_run(ru
         await cursor_to(pilot, screen, current)
         await pilot.press("x")  # the open run: refused at once, no question
         await pilot.pause()
-        assert app.screen is screen and "is the one open now" in label_text(app, "#runs-note")
+        assert app.screen is screen and "is the one open now" in text_of(app, "#runs-note")
         assert screen.query_one("#runs-note").has_class("error")
         await cursor_to(pilot, screen, "[/]odd")
         await pilot.press("delete")
@@ -235,8 +221,8 @@ async def test_runs_screen_renames_deletes_and_refuses_to_delete_the_open_run(ru
         assert "deleted run '[/]odd'" in log_text(app)
 
 
-async def test_runs_screen_opens_a_run_at_its_step_and_exports(runs_app, db, tmp_path):
-    app = runs_app
+async def test_runs_screen_opens_a_run_at_its_step_and_exports(kept_app, db, tmp_path):
+    app = kept_app
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await run_100(pilot)
@@ -261,7 +247,7 @@ async def test_runs_screen_opens_a_run_at_its_step_and_exports(runs_app, db, tmp
         assert [r["name"] for r in exported["runs"]] == ["first", second]
         assert exported["runs"][0]["steps"] == 200 and exported["runs"][0]["evals"][-1]["step"] == 200
         assert exported["runs"][1]["hidden"] == 30 and exported["runs"][1]["batch_size"] == 16
-        await until(pilot, lambda: "export: wrote 2 runs" in label_text(app, "#runs-note"))
+        await until(pilot, lambda: "export: wrote 2 runs" in text_of(app, "#runs-note"))
         await cursor_to(pilot, screen, "first")
         await pilot.press("enter")
         await until(pilot, lambda: not isinstance(app.screen, RunsScreen))
@@ -276,8 +262,8 @@ async def test_runs_screen_opens_a_run_at_its_step_and_exports(runs_app, db, tmp
         assert app.status.step == 300
 
 
-async def test_opening_a_run_is_refused_while_a_job_runs(runs_app):
-    app = runs_app
+async def test_opening_a_run_is_refused_while_a_job_runs(kept_app):
+    app = kept_app
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await run_100(pilot)
@@ -287,7 +273,7 @@ async def test_opening_a_run_is_refused_while_a_job_runs(runs_app):
         await cursor_to(pilot, screen, "first")
         await pilot.press("enter")
         await pilot.pause()
-        assert app.screen is screen and "refused, a job is running" in label_text(app, "#runs-note")
+        assert app.screen is screen and "refused, a job is running" in text_of(app, "#runs-note")
         await pilot.press("escape")  # closes the screen; escape again stops the run
         await pilot.press("escape")
         await settle(pilot)
@@ -300,7 +286,7 @@ async def test_runs_screen_without_a_store_says_why(small_file):
         await settle(pilot)
         screen = await open_runs_screen(pilot)
         assert screen.query_one(DataTable).row_count == 0
-        assert "runs are not saved in this session (--no-runs)" in label_text(app, "#runs-note")
+        assert "runs are not saved in this session (--no-runs)" in text_of(app, "#runs-note")
         await pilot.press("space", "enter", "r", "x", "E")  # nothing under the cursor: nothing happens
         assert app.screen is screen
         await pilot.press("c")

@@ -3,29 +3,14 @@ small data file with the run store (and the studies beside it) in tmp_path. Tiny
 
 from __future__ import annotations
 
-import pytest
-from textual.widgets import DataTable, Label, Static
+from textual.widgets import DataTable, Label
 
-from app_helpers import app_settings, field, log_text, settle, stored_names, trainer_of, until
+from app_helpers import (db, field, kept_app, log_text, settle, stored_names, text_of,  # noqa: F401 (fixtures)
+                         trainer_of, until)
 from core.search_space import DIMS
-from tui.app import CharMLPApp
 from tui.tune_chart import TrialsChart
 from tui.tune_dialog import TuneDialog
 from tui.tune_screen import TrialsScreen
-
-
-@pytest.fixture
-def db(tmp_path):
-    return tmp_path / "runs.db"
-
-
-@pytest.fixture
-def tune_app(small_file, db):
-    return CharMLPApp(app_settings(small_file, "--runs-db", str(db), "--run", "first"))
-
-
-def text_of(app, selector: str) -> str:
-    return str(app.screen.query_one(selector, Static).render())
 
 
 async def start_search(pilot, **fields: str) -> TrialsScreen:
@@ -43,8 +28,8 @@ async def start_search(pilot, **fields: str) -> TrialsScreen:
     return screen
 
 
-async def test_the_dialog_is_prefilled_and_a_bad_range_gets_one_line_and_starts_nothing(tune_app, db):
-    app = tune_app
+async def test_the_dialog_is_prefilled_and_a_bad_range_gets_one_line_and_starts_nothing(kept_app, db):
+    app = kept_app
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert app.check_action("trials", ()) is None  # no search yet
@@ -78,8 +63,8 @@ async def test_the_dialog_is_prefilled_and_a_bad_range_gets_one_line_and_starts_
         assert not db.with_name("studies.db").exists()
 
 
-async def test_a_tiny_study_runs_to_the_end_and_opens_its_best_run(tune_app, db):
-    app = tune_app
+async def test_a_tiny_study_runs_to_the_end_and_opens_its_best_run(kept_app, db):
+    app = kept_app
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         screen = await start_search(pilot, trials="3", steps="600", study="tiny")
@@ -132,8 +117,8 @@ async def test_a_tiny_study_runs_to_the_end_and_opens_its_best_run(tune_app, db)
         await settle(pilot)
 
 
-async def test_escape_stops_the_search_and_keeps_the_finished_trials(tune_app, db):
-    app = tune_app
+async def test_escape_stops_the_search_and_keeps_the_finished_trials(kept_app, db):
+    app = kept_app
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         screen = await start_search(pilot, trials="10000", steps="5000", study="long")
