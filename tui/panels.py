@@ -137,6 +137,8 @@ class ProgressRow(Horizontal):
             rate.update(f"{s.job}: {s.rate:,.0f} steps/s{left}" if s.rate else s.job, layout=False)
         elif s.last_job and (previous is None or previous.job or previous.last_job != s.last_job):
             job, done, total = s.last_job
+            if not bar.visible:  # a job over before a status showed it running: where it ended, all the same
+                bar.visible = True
             bar.update(total=total or None, progress=done)
             # a run that blew up ends where it last reported; the log line says what happened
             rate.update(f"{job}: refused (see the log)" if not total else f"done: {job}" if done == total
