@@ -1,12 +1,12 @@
 """The charts' column (tui.charts_panel) and the status panel's extras, in the real app: one chart at a
 time under tabs in a small terminal, the chart of what just ran brought into sight; all of them at
-once on a big screen, with the samples and snapshots in the left column."""
+once on a big screen, with the samples, snapshots and the store's other runs in the left column."""
 
 from __future__ import annotations
 
 from textual.widgets import Tabs
 
-from app_helpers import settle
+from app_helpers import db, kept_app, settle  # noqa: F401 (fixtures)
 from tui.charts import EmbeddingChart, TrainingChart
 from tui.charts_panel import ChartsPanel
 from tui.lr_charts import GridChart, SweepChart
@@ -68,3 +68,23 @@ async def test_a_big_screen_shows_the_charts_together_and_more_of_the_status(app
         await pilot.resize_terminal(160, 48)
         await pilot.pause()
         assert in_sight(app) == {"training", "embedding"}
+
+
+async def test_a_tall_status_panel_lists_the_other_runs_of_the_store(kept_app):
+    app = kept_app
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("left_square_bracket", "left_square_bracket", "space")  # 100 steps of "first"
+        await settle(pilot)
+        assert "recent runs" not in str(app.query_one("#more").render())  # the open run is the panel's own
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press("enter")  # a new run with the same settings: "first" is now another run
+        await settle(pilot)
+        await pilot.pause()
+        more = str(app.query_one("#more").render())
+        listed = more.split("recent runs (R)\n")[1].split("\n\n")[0].splitlines()
+        assert len(listed) == 1 and listed[0].split()[:3] == ["first", "100", "dev"]  # not the open one
+        await pilot.resize_terminal(80, 24)  # too short for it: the state rows keep their place
+        await pilot.pause()
+        assert not app.query_one("#more").display and "idle" in str(app.query_one("#state").render())

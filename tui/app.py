@@ -29,7 +29,7 @@ from tui import keys
 from tui.charts import EmbeddingChart, TrainingChart
 from tui.charts_panel import ChartsPanel
 from tui.lr_charts import GridChart, SweepChart
-from tui.messages import (Command, GridFinished, Logged, LrStep, OpenRun, Sampled, StateChanged, SweepFinished,
+from tui.messages import (Command, GridFinished, ListRuns, Logged, LrStep, OpenRun, Sampled, StateChanged, SweepFinished,
                           TrainerFailed, TrainerReady, TrainingStatus)
 from tui.palette import TrainerCommands
 from tui.panels import ProgressRow, StatusPanel
@@ -180,6 +180,8 @@ class CharMLPApp(TuneActions):
         previous, self.status = self.status, message.status
         s = message.status
         self.query_one(StatusPanel).show(s, keys.STEPS_PER_RUN[self.steps_index])
+        if self.settings.keep_runs and (previous is None or previous.facts != s.facts):
+            self.send(ListRuns())  # another run opened or began: the list of the others changed
         self.query_one(ProgressRow).show(s, previous)
         if s.job is None or time.monotonic() - self.chart_drawn_at >= CHART_INTERVAL_S:
             self.draw_charts()

@@ -18,6 +18,7 @@ from tui.diagnostics_screen import DiagnosticsScreen
 from tui.messages import (Command, CurvesShown, DiagnosticsReport, DiagnosticsUpdated, Export, RunsListed, Save,
                           ShowCurves, TrainingStatus, WatchDiagnostics)
 from tui.new_run import NewRunScreen
+from tui.panels import StatusPanel
 from tui.runs_screen import RunsScreen
 from tui.screens import HelpScreen, PathScreen, SnapshotsScreen, ask_where
 
@@ -125,6 +126,8 @@ class DialogActions(App[int]):
             screen.show(message.report)
 
     def on_runs_listed(self, message: RunsListed) -> None:
+        if not message.error and not self.closing:  # the status panel's recent runs, where it is tall
+            self.query_one(StatusPanel).show_runs(message.runs, message.open_run)
         for screen in self.screen_stack:  # beneath a rename or delete question too
             if isinstance(screen, RunsScreen):
                 screen.show(message)

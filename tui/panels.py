@@ -1,5 +1,6 @@
 """The status panel (data and model on top, where training stands below; where the panel is tall,
-the latest samples and the snapshots under them) and the progress row, from the latest status.
+the latest samples, the snapshots and the store's other recent runs under them) and the progress
+row, from the latest status.
 
 The two parts are separate widgets so that the 5 Hz statuses during a run re-render only the
 few lines that change: every redraw on the UI thread takes the GIL from the training thread.
@@ -18,9 +19,12 @@ from textual.widgets import Label, ProgressBar, Static
 from core.reading import printable
 from tui.keys import DEFAULT_STEPS_PER_RUN
 
-TALL = 26  # rows of its own from which the panel shows the samples and snapshots too
+TALL = 26  # rows of its own from which the panel shows the samples, snapshots and recent runs too
+RECENT_RUNS = 8  # the store's other runs shown, the latest saved first
+RUN_NAME_WIDTH = 12  # a longer name is cut: the panel has 32 columns
 
 if TYPE_CHECKING:
+    from core.store import RunRow
     from tui.messages import TrainingStatus
 
 
@@ -44,6 +48,7 @@ class StatusPanel(Vertical):
         self.steps_per_run = DEFAULT_STEPS_PER_RUN
         self._about: list[tuple[str, str]] = []
         self.samples: tuple[tuple[str, ...], int] | None = None  # the latest names drawn, and the step
+        self.recent: tuple[RunRow, ...] = ()  # the store's other runs, the latest saved first
         self._more: Content | None = None
 
     def compose(self) -> ComposeResult:
@@ -58,6 +63,12 @@ class StatusPanel(Vertical):
         self.samples = (names, step)
         self.show()
 
+    def show_runs(self, runs: tuple[RunRow, ...], open_run: str | None) -> None:
+        """The store's runs but the open one (whose figures are the panel's own), as last listed."""
+        others = sorted((r for r in runs if r.name != open_run), key=lambda r: r.updated, reverse=True)
+        self.recent = tuple(others[:RECENT_RUNS])
+        self.show()
+
     def show(self, status: TrainingStatus | None = None, steps_per_run: int | None = None) -> None:
         if status is not None:
             self.status = status
@@ -70,21 +81,30 @@ class StatusPanel(Vertical):
             self.query_one("#about", Static).update(_rows(about))
         # fixed size (app.tcss): no layout pass
         self.query_one("#state", Static).update(_rows(self._state_rows()), layout=False)
-        if (more := self._more_lines()) != self._more:  # changes with a sample or a snapshot, not with a step
+        if (more := self._more_lines()) != self._more:  # changes with a sample, a snapshot or a listing, not a step
             self._more = more
             self.query_one("#more", Static).update(more, layout=False)
 
     def _more_lines(self) -> Content:
-        """The latest samples and the snapshots: shown where the panel is tall (app.tcss)."""
+        """The snapshots, the store's other recent runs and the latest samples: shown where the panel is
+        tall (app.tcss)."""
         assert self.status is not None
         parts: list[str | tuple[str, str]] = []
-        if self.samples is not None:
-            names, step = self.samples
-            parts += [(f"samples at step {step:,}\n", "bold"), "\n".join(map(printable, names)) + "\n\n"]
         if snapshots := self.status.snapshots:
             parts.append(("snapshots (Z)\n", "bold"))
             for row in snapshots:
                 parts += [(f"{row.name:<6} ", "dim"), f"step {row.step:,}, dev {_loss(row.dev_loss)}\n"]
+            parts.append("\n")
+        if self.recent:
+            parts.append(("recent runs (R)\n", "bold"))
+            for run in self.recent:
+                name = printable(run.name)
+                name = name if len(name) <= RUN_NAME_WIDTH else name[:RUN_NAME_WIDTH - 1] + "…"
+                parts += [(f"{name:<{RUN_NAME_WIDTH}} ", "dim"), f"{run.steps:>7,} dev {_loss(run.dev_loss)}\n"]
+            parts.append("\n")
+        if self.samples is not None:  # last: the one list that may be cut where the panel ends
+            names, step = self.samples
+            parts += [(f"samples at step {step:,}\n", "bold"), "\n".join(map(printable, names))]
         return Content.assemble(*parts).rstrip()
 
     def _about_rows(self) -> list[tuple[str, str]]:
