@@ -7,7 +7,7 @@ live: snapshots at 5 Hz, charts redrawn, periodic evaluation every second. Both 
 eager step, or with --compiled both on the native steps of core.native (the app's run starts once its
 background build is done). The app keeps its runs in a scratch run store (the user's own is never
 touched), as a user's app does; --no-runs compares without. A second row runs the same with the
-diagnostics screen (D) open from before the run: its charts redraw every second. Beside each rate,
+diagnostics screen (D) open from before the run: its charts redraw every 2 s. Beside each rate,
 the training thread's CPU time as a share of the run's wall time (under 100%: the machine gave it
 less than a core, as a shared one does) and, for the app, the UI thread's. Not a test.
 """

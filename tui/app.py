@@ -69,6 +69,7 @@ class CharMLPApp(TuneActions):
         self.written_paths: set[Path] = set()  # checkpoints and scripts this app wrote: no question to overwrite
         self.chart_drawn_at = 0.0
         self.chart_shows: tuple[int, object] | None = None  # (history length, last evaluation) last drawn
+        self.keys_shown: tuple[bool | None, ...] = ()  # each key's state (check_action) the footer last showed
 
     @property
     def exit_note(self) -> str | None:
@@ -185,8 +186,7 @@ class CharMLPApp(TuneActions):
         self.query_one(ProgressRow).show(s, previous)
         if s.job is None or time.monotonic() - self.chart_drawn_at >= CHART_INTERVAL_S:
             self.draw_charts()
-        if previous is None or previous.job != s.job or s.taken != previous.taken:
-            self.refresh_bindings()
+        self.keys_changed()
 
     def draw_charts(self) -> None:
         """The training and embedding charts, if the latest status has more than they show; not while
@@ -222,7 +222,7 @@ class CharMLPApp(TuneActions):
         self.query_one(ChartsPanel).show("sweep")
         self.query_one(SweepChart).show_result(message.result, self.sweeps[:-1])
         self.last_finder = "sweep"
-        self.refresh_bindings()
+        self.keys_changed()
 
     def on_grid_finished(self, message: GridFinished) -> None:
         if self.closing:
@@ -231,7 +231,7 @@ class CharMLPApp(TuneActions):
         self.query_one(ChartsPanel).show("grid")
         self.query_one(GridChart).show_grid(message.result)
         self.last_finder = "grid"
-        self.refresh_bindings()
+        self.keys_changed()
 
     def on_sampled(self, message: Sampled) -> None:
         if not self.closing:
@@ -248,7 +248,15 @@ class CharMLPApp(TuneActions):
         number = self.worker.send(command)
         if isinstance(command, OpenRun) or isinstance(command, Action) and not VERBS[command.verb].mid_run:
             self.pending = number
-        self.refresh_bindings()
+        self.keys_changed()
+
+    def keys_changed(self) -> None:
+        """Refresh the footer where a key turned on or off: Textual's Footer builds all its keys anew at
+        each refresh (~50 ms at 160 columns), UI time the training thread would lose several times a run."""
+        state = tuple(self.check_action(name, ()) for name in (*keys.BY_NAME, *TUNE_ACTIONS))
+        if state != self.keys_shown:
+            self.keys_shown = state
+            self.refresh_bindings()
 
     @property
     def busy(self) -> bool:

@@ -12,7 +12,7 @@ import plotext
 from rich.text import Text
 
 from core.diagnostics import DEAD, EVERY_STEPS, GUIDE, HISTOGRAM_BINS, SATURATED
-from tui.plot import MIN_HEIGHT, MIN_WIDTH, Chart, axis, padded
+from tui.plot import MIN_HEIGHT, MIN_WIDTH, Chart, axis, line, new_figure, padded, rendered
 from tui.ticks import step_ticks, value_ticks
 
 if TYPE_CHECKING:
@@ -21,21 +21,6 @@ if TYPE_CHECKING:
 TENSOR_COLORS = ("magenta", "cyan", "blue", "yellow", "green")  # C, W1, b1, W2, b2: the tensors in order
 GUIDE_COLOR, SATURATION_COLOR, DEAD_COLOR, HISTOGRAM_COLOR = "red", "cyan", "red", "cyan"
 MAX_POINTS = 400  # per line: a long run's thousands of measurements, thinned evenly
-
-
-def _figure(width: int, height: int) -> Any:
-    """plotext's shared figure, cleared and sized, frame uncoloured (as tui.charts draws its own)."""
-    figure = plotext.figure
-    figure.clear()
-    figure.theme("simple")
-    figure.plot_size(width, height)
-    return figure
-
-
-def _plot(figure: Any, xs: Sequence[float], ys: Sequence[float], color: str) -> None:
-    signal = figure.signal(list(xs), list(ys), marker=plotext.marker("hd", pixel=color))
-    signal.lines()
-    figure.draw(signal)
 
 
 def _thinned(steps: list[int], values: list[float]) -> tuple[list[int], list[float]]:
@@ -82,18 +67,18 @@ class RatioChart(_DiagnosticsChart):
         if isinstance(size, Text):
             return size
         self.border_subtitle = self._legend(history.tensors)
-        figure = _figure(*size)
+        figure = new_figure(*size)
         steps, lines = history.steps, {name: _thinned(history.steps, history.ratios(name)) for name in history.tensors}
         values = [v for _, ys in lines.values() for v in ys] + [GUIDE]
         low, high = min(values), max(values)
         axis(figure, "y", *padded(low, high), size[1], value_ticks)
         first, last = steps[0], steps[-1]
         axis(figure, "x", first, last, size[0], step_ticks)
-        _plot(figure, [first, last] if last > first else [first - 1, first + 1], [GUIDE, GUIDE], GUIDE_COLOR)
+        line(figure, [first, last] if last > first else [first - 1, first + 1], [GUIDE, GUIDE], GUIDE_COLOR)
         for (xs, ys), color in zip(lines.values(), TENSOR_COLORS):
             if xs:
-                _plot(figure, xs, ys, color)
-        return Text.from_ansi(figure.build().string())
+                line(figure, xs, ys, color)
+        return rendered(figure)
 
 
 class SaturationChart(_DiagnosticsChart):
@@ -112,7 +97,7 @@ class SaturationChart(_DiagnosticsChart):
         size = self._drawable_size()
         if isinstance(size, Text):
             return size
-        figure = _figure(*size)
+        figure = new_figure(*size)
         hidden = self.current.hidden if self.current is not None else None
         steps = history.steps
         axis(figure, "y", 0, 100, size[1], value_ticks)
@@ -120,13 +105,13 @@ class SaturationChart(_DiagnosticsChart):
         xs, saturated = _thinned(steps, [100 * v for v in history.column("saturation")])
         if len(xs) == 1:  # one measurement: a short flat line, visible
             xs, saturated = [xs[0] - 1, xs[0] + 1], saturated * 2
-        _plot(figure, xs, saturated, SATURATION_COLOR)
+        line(figure, xs, saturated, SATURATION_COLOR)
         if hidden:
             dx, dead = _thinned(steps, [100 * v / hidden for v in history.column("dead_units")])
             if len(dx) == 1:
                 dx, dead = [dx[0] - 1, dx[0] + 1], dead * 2
-            _plot(figure, dx, dead, DEAD_COLOR)
-        return Text.from_ansi(figure.build().string())
+            line(figure, dx, dead, DEAD_COLOR)
+        return rendered(figure)
 
 
 class ActivationHistogram(_DiagnosticsChart):
@@ -144,7 +129,7 @@ class ActivationHistogram(_DiagnosticsChart):
         if isinstance(size, Text):
             return size
         self.border_title = f"h at step {d.step:,}: % of values per bin of [-1, 1]"
-        figure = _figure(*size)
+        figure = new_figure(*size)
         width, total = 2 / HISTOGRAM_BINS, sum(d.histogram) or 1
         centres = [-1 + width * (i + 0.5) for i in range(HISTOGRAM_BINS)]
         shares = [100 * count / total for count in d.histogram]
@@ -152,4 +137,4 @@ class ActivationHistogram(_DiagnosticsChart):
         figure.draw(bars)
         axis(figure, "x", -1, 1, size[0], value_ticks)
         axis(figure, "y", 0, max(shares) * 1.05 or 1, size[1], value_ticks)
-        return Text.from_ansi(figure.build().string())
+        return rendered(figure)

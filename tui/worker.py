@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 # 5 Hz: each UI refresh holds the GIL for several ms, time the training thread loses
 # (benchmarks/bench_app.py measures the cost). The step counter still looks live.
 STATUS_INTERVAL_S = 0.2
-DIAGNOSTICS_INTERVAL_S = 1.0  # while the diagnostics screen is open and a job runs: its three charts redraw
+# while the diagnostics screen is open and a job runs: its three charts redraw this often; each redraw
+# takes ~40 ms of the UI thread at 160x48, and at 1 s the app kept only 87-91 % of the core's rate
+DIAGNOSTICS_INTERVAL_S = 2.0
 
 
 class TrainerWorker:
@@ -310,7 +312,7 @@ class _Session:
 
     def _post_diagnostics(self, force: bool) -> None:
         """For the diagnostics screen: between jobs, a measurement at the parameters and LR now (a
-        forward and backward on one minibatch); during one, what the run recorded, at most once a second."""
+        forward and backward on one minibatch); during one, what the run recorded, at most every DIAGNOSTICS_INTERVAL_S."""
         t, now = self.trainer, time.monotonic()
         log = t.diagnostics
         if not force and (now - self._last_diagnostics < DIAGNOSTICS_INTERVAL_S or len(log) == self._diagnostics_posted):
