@@ -29,6 +29,7 @@ FAR = 1.0  # decades from the guide where the reading says "too high" or "slowly
 WEIGHTS = ("C", "W1", "W2")  # what the reading judges: part 3 plots the 2-D tensors only (a bias may start at 0)
 HISTOGRAM_BINS = 40  # of h over [-1, 1]
 EVERY_STEPS = 1000  # a run records a measurement at the chunk boundary past each multiple
+STEADY = 5  # the last measurements whose median the reading goes by
 SCALARS = ("saturation", "dead_units", "preact_std", "max_prob")  # a history row: step, lr exponent, these, stds
 
 
@@ -87,20 +88,43 @@ def _decades(value: float) -> str:
     return f"{value:.2f}" if math.isfinite(value) else "n/a"
 
 
-def reading(ratios: dict[str, float]) -> str:
-    """The weights' ratios against the guide: the one furthest outside GUIDE ± FAR is named, else their median."""
+def judge(ratios: dict[str, float]) -> tuple[str, str, float] | None:
+    """The weights' ratios against the guide: ("high" or "low", the tensor furthest outside GUIDE ± FAR,
+    its ratio), or ("near", "", their median); None where no weight has a finite ratio yet."""
     weights = {name: r for name, r in ratios.items() if name in WEIGHTS and math.isfinite(r)}
     if not weights:
-        return "no update ratio yet (a tensor with no spread)"
-    rule = f"(rule of thumb ~10^{GUIDE:g}, makemore part 3)"
+        return None
     high = max(weights, key=lambda name: weights[name])
     low = min(weights, key=lambda name: weights[name])
     if weights[high] - GUIDE > FAR and weights[high] - GUIDE >= GUIDE - weights[low]:
-        return f"{high} updates 10^{weights[high]:.1f}: LR likely too high for it {rule}"
+        return "high", high, weights[high]
     if GUIDE - weights[low] > FAR:
-        return f"{low} updates 10^{weights[low]:.1f}: it likely learns slowly at this LR {rule}"
-    typical = statistics.median(weights.values())
-    return f"updates ≈ 10^{typical:.1f} of the weights: near the guide {rule}"
+        return "low", low, weights[low]
+    return "near", "", statistics.median(weights.values())
+
+
+def reading(ratios: dict[str, float]) -> str:
+    """The judgement in words, as a rule of thumb, not a verdict."""
+    judged = judge(ratios)
+    if judged is None:
+        return "no update ratio yet (a tensor with no spread)"
+    kind, name, value = judged
+    rule = f"(rule of thumb ~10^{GUIDE:g}, makemore part 3)"
+    if kind == "high":
+        return f"{name} updates 10^{value:.1f}: LR likely too high for it {rule}"
+    if kind == "low":
+        return f"{name} updates 10^{value:.1f}: it likely learns slowly at this LR {rule}"
+    return f"updates ≈ 10^{value:.1f} of the weights: near the guide {rule}"
+
+
+def short_reading(ratios: dict[str, float]) -> str:
+    """The same in at most 21 characters: a row of the app's status panel ("W2 10^-1.4: LR high?")."""
+    judged = judge(ratios)
+    if judged is None:
+        return "—"
+    kind, name, value = judged
+    return {"high": f"{name} 10^{value:.1f}: LR high?", "low": f"{name} 10^{value:.1f}: slow?",
+            "near": f"10^{value:.1f}: near guide"}[kind]
 
 
 @dataclass(frozen=True)
@@ -123,8 +147,22 @@ class DiagnosticsHistory:
         values: list[float] = self.rows[:, 2 + SCALARS.index(name)].tolist()
         return values
 
+    def recent_ratios(self, lr_exponent: float, last: int = STEADY) -> dict[str, float]:
+        """Each tensor's ratio at `lr_exponent`, steadied: the median over the last measurements, each
+        moved by the decades between its LR and this one (at fixed parameters the ratio moves exactly
+        so). One minibatch of 32 scatters a ratio by a few tenths of a decade; {} where none was made."""
+        rows = self.rows[-last:]
+        if not len(rows):
+            return {}
+        lrs = rows[:, 1].tolist()
+        return {name: statistics.median(r - lr + lr_exponent for r, lr in zip(self._ratios(rows, name), lrs))
+                for name in self.tensors}
+
     def ratios(self, name: str) -> list[float]:
         """The log10 update-to-data ratio of tensor `name` at each measurement."""
+        return self._ratios(self.rows, name)
+
+    def _ratios(self, rows: torch.Tensor, name: str) -> list[float]:
         i, n, first = self.tensors.index(name), len(self.tensors), 2 + len(SCALARS)
-        lr, grad, param = self.rows[:, 1], self.rows[:, first + i], self.rows[:, first + n + i]
+        lr, grad, param = rows[:, 1], rows[:, first + i], rows[:, first + n + i]
         return [update_ratio(e, g, p) for e, g, p in zip(lr.tolist(), grad.tolist(), param.tolist())]

@@ -87,4 +87,4 @@ async def test_a_tall_status_panel_lists_the_other_runs_of_the_store(kept_app):
         assert len(listed) == 1 and listed[0].split()[:3] == ["first", "100", "dev"]  # not the open one
         await pilot.resize_terminal(80, 24)  # too short for it: the state rows keep their place
         await pilot.pause()
-        assert not app.query_one("#more").display and "idle" in str(app.query_one("#state").render())
+        assert not app.query_one("#more").display and "updates" in str(app.query_one("#state").render())

@@ -8,6 +8,7 @@ import asyncio
 from textual.widgets import Label, Static
 
 from app_helpers import settle, start_long_run, trainer_of, until
+from core.diagnostics import short_reading
 from tui.diagnostics_chart import ActivationHistogram, RatioChart
 from tui.diagnostics_screen import DiagnosticsScreen
 
@@ -48,6 +49,8 @@ async def test_the_screen_reads_the_ratios_and_follows_runs_and_decays(app):
         await pilot.press("D")
         await pilot.pause()
         assert not isinstance(app.screen, DiagnosticsScreen) and app.diagnostics is None
+        steadied = screen.report.history.recent_ratios(-2.0)  # the status panel reads the same, in short
+        assert f"updates    {short_reading(steadied)}" in str(app.query_one("#state").render())
 
 
 async def test_reports_come_only_while_the_screen_is_open(app, monkeypatch):

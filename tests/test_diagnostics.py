@@ -13,7 +13,7 @@ import torch
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.dataset import make_dataset
 from core.diagnose import measure, measuring_batch
-from core.diagnostics import HISTOGRAM_BINS, Diagnostics, reading
+from core.diagnostics import HISTOGRAM_BINS, STEADY, Diagnostics, reading, short_reading
 from core.model import PARAM_NAMES, Params
 from core.trainer import Trainer
 from reference import reference_diagnostics
@@ -169,6 +169,28 @@ def test_the_reading_is_a_rule_of_thumb_over_the_weights():
     assert reading({"C": -4.5, "W1": -3.2, "b1": -3, "W2": -3.0, "b2": -3}).startswith("C updates 10^-4.5: it likely learns slowly")
     assert "rule of thumb" in reading({"C": -3.0, "W1": -3.0, "W2": -3.0})
     assert reading({"C": math.inf, "W1": math.nan, "W2": -math.inf}).startswith("no update ratio yet")
+
+
+def test_the_short_reading_says_the_same_in_a_status_row():
+    cases = {"10^-2.8: near guide": {"C": -2.8, "W1": -2.6, "W2": -3.1}, "W2 10^-1.4: LR high?": {"C": -2.8, "W1": -2.6, "W2": -1.4},
+             "C 10^-4.5: slow?": {"C": -4.5, "W1": -3.2, "W2": -3.0}, "—": {"C": math.inf}}
+    for said, ratios in cases.items():
+        assert short_reading(ratios) == said and len(said) <= 21
+    assert len(short_reading({"W1": -12.345, "C": -12.3, "W2": -12.3})) <= 21
+
+
+def test_the_steadied_ratios_are_the_median_of_the_last_measurements_moved_to_the_lr_now(trainer):
+    trainer.diagnose_every = 50
+    assert trainer.diagnostics.view().recent_ratios(-1.0) == {}
+    trainer.run(300)
+    trainer.decay(10.0)  # one decade down: the last measurements were made at the old LR
+    trainer.run(100)
+    view = trainer.diagnostics.view()
+    lr = trainer.lr_exponent
+    for name in PARAM_NAMES:
+        moved = [r - e + lr for r, e in zip(view.ratios(name)[-STEADY:], view.rows[-STEADY:, 1].tolist())]
+        assert view.recent_ratios(lr)[name] == pytest.approx(sorted(moved)[STEADY // 2])
+        assert view.recent_ratios(lr + 1)[name] == pytest.approx(view.recent_ratios(lr)[name] + 1)  # one decade
 
 
 def test_weights_that_are_not_numbers_are_measured_without_an_error(trainer):

@@ -18,7 +18,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
-from core.diagnostics import GUIDE
+from core.diagnostics import GUIDE, reading
 from tui.diagnostics_chart import TENSOR_COLORS, ActivationHistogram, RatioChart, SaturationChart
 from tui.keys import DIAGNOSTICS_KEYS, bindings
 from tui.messages import DiagnosticsReport
@@ -106,9 +106,11 @@ class DiagnosticsScreen(Screen[None]):
         self.report = report
         self.query_one("#diag-title", Label).update(title(report), layout=False)  # one line, cut to fit
         current = report.current
-        reading = current.reading() if current is not None else (
-            f"no measurement yet: a run records one every {report.every:,} steps (guide: 10^{GUIDE:g})")
-        self.query_one("#diag-reading", Static).update(Content(reading))
+        if current is None:
+            said = f"no measurement yet: a run records one every {report.every:,} steps (guide: 10^{GUIDE:g})"
+        else:  # steadied over the last measurements, as the status panel's row; the one just made if none
+            said = reading(report.history.recent_ratios(current.lr_exponent) or current.update_ratio_log10)
+        self.query_one("#diag-reading", Static).update(Content(said))
         for chart in (self.query_one(RatioChart), self.query_one(SaturationChart), self.query_one(ActivationHistogram)):
             chart.show(report.history, current)
         self.query_one("#diag-now", Static).update(now_line(report))

@@ -162,6 +162,8 @@ class TrainingStatus:
     embedding: torch.Tensor | None = None  # (V, 2): the characters' embeddings as drawn (core.model.embedding_2d)
     embedding_kind: str = ""  # how they were projected to 2-D
     snapshots: tuple[SnapshotRow, ...] = ()  # oldest first
+    # each tensor's update-to-data ratio at the LR now, steadied over the last measurements (core.diagnostics)
+    update_ratios: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

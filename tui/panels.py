@@ -16,6 +16,7 @@ from textual.content import Content
 from textual.events import Resize
 from textual.widgets import Label, ProgressBar, Static
 
+from core.diagnostics import short_reading
 from core.reading import printable
 from tui.keys import DEFAULT_STEPS_PER_RUN
 
@@ -136,7 +137,9 @@ class StatusPanel(Vertical):
                      ("dev loss", f"{_loss(s.last_eval.dev)} @{s.last_eval.step:,}")]
         else:
             rows += [("train loss", "— (press e)"), ("dev loss", "—")]
-        return rows + [("run N", f"{self.steps_per_run:,} steps"), ("steps", s.engine), ("now", s.job or "idle")]
+        # the running job is the progress row's: this row reads the step size (D: the diagnostics screen)
+        return rows + [("run N", f"{self.steps_per_run:,} steps"), ("steps", s.engine),
+                       ("updates", short_reading(dict(s.update_ratios)))]
 
 
 class ProgressRow(Horizontal):

@@ -305,6 +305,7 @@ class _Session:
             engine="compiled" if t.compiled else "eager, compiling…" if self._compiling else "eager",
             can_undo=t.can_undo, embedding=points, embedding_kind=kind,
             snapshots=tuple(SnapshotRow(k.name, k.state.step, k.state.lr_exponent, k.dev_loss) for k in t.snapshots),
+            update_ratios=tuple(t.diagnostics.view().recent_ratios(t.lr_exponent).items()),
         )
         self.app.post_message(StateChanged(status))
         if self._watching:
