@@ -24,19 +24,18 @@ from textual.geometry import Size
 from textual.widgets import Footer, Label, RichLog
 
 from core.actions import Action
-from core.verbs import VERBS
 from tui import keys
 from tui.charts import EmbeddingChart, TrainingChart
 from tui.charts_panel import ChartsPanel
 from tui.lr_charts import GridChart, SweepChart
-from tui.messages import (Command, GridFinished, ListRuns, Logged, LrStep, OpenRun, Sampled, StateChanged, SweepFinished,
-                          TrainerFailed, TrainerReady, TrainingStatus)
+from tui.messages import (GridFinished, ListRuns, Logged, LrStep, Sampled, StateChanged, SweepFinished, TrainerFailed,
+                          TrainerReady, TrainingStatus)
 from tui.palette import TrainerCommands
+from tui.key_states import KeyStates
 from tui.panels import ProgressRow, StatusPanel
 from tui.screens import clean_paste, printable
 from tui.settings import Settings
 from tui.terminal import PasteSafeDriver
-from tui.tune_app import TUNE_ACTIONS, TuneActions
 from tui.worker import TrainerWorker
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ MIN_SIZE = (40, 12)  # below this the app says so instead of drawing
 CHART_INTERVAL_S = 1.0  # during a job: every UI redraw takes the GIL from the training thread
 
 
-class CharMLPApp(TuneActions):
+class CharMLPApp(KeyStates):
     TITLE = "charmlp-tui"
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {TrainerCommands}
@@ -242,51 +241,6 @@ class CharMLPApp(TuneActions):
         never sent to the terminal, where an ESC would restyle the screen or set its title."""
         text = printable(text)
         self.query_one(RichLog).write(f"✗ {text}" if error else text)
-
-    # ---- commands to the worker -------------------------------------------------------------
-    def send(self, command: Command) -> None:
-        number = self.worker.send(command)
-        if isinstance(command, OpenRun) or isinstance(command, Action) and not VERBS[command.verb].mid_run:
-            self.pending = number
-        self.keys_changed()
-
-    def keys_changed(self) -> None:
-        """Refresh the footer where a key turned on or off: Textual's Footer builds all its keys anew at
-        each refresh (~50 ms at 160 columns), UI time the training thread would lose several times a run."""
-        state = tuple(self.check_action(name, ()) for name in (*keys.BY_NAME, *TUNE_ACTIONS))
-        if state != self.keys_shown:
-            self.keys_shown = state
-            self.refresh_bindings()
-
-    @property
-    def busy(self) -> bool:
-        """A job runs, or a command that may not apply mid-run is not taken up yet (quick ones just queue)."""
-        s = self.status
-        return s is None or s.job is not None or s.taken < self.pending
-
-    def suggestion(self) -> float | None:
-        if self.last_finder == "grid" and self.grid is not None:
-            return self.grid.best_exponent
-        return self.sweeps[-1].suggested_exponent if self.last_finder == "sweep" else None
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in TUNE_ACTIONS:
-            return self.check_tune(action)
-        key = keys.BY_NAME.get(action)
-        if key is None or (key.verb is None and action != "stop"):  # Textual's own, or no model needed
-            return True
-        if self.status is None:  # still loading
-            return None
-        if action == "stop":
-            return True if self.status.job else None
-        assert key.verb is not None
-        if not VERBS[key.verb].mid_run and self.busy:
-            return None
-        if action == "undo":
-            return True if self.status.can_undo else None
-        if action == "adopt":
-            return True if self.suggestion() is not None else None
-        return True
 
     def action_run(self) -> None:
         if not (panel := self.query_one(ChartsPanel)).wide:  # one chart at a time: the one a run draws
