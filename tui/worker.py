@@ -23,11 +23,12 @@ from core.reading import shown_path
 from core.recording import write_script
 from core.verbs import VERBS
 from tui.messages import (Command, DiagnosticsReport, DiagnosticsUpdated, Export, Facts, GridFinished, Logged, LrStep,
-                          Probe, Refresh, RunsCommand, Sampled, Save, SnapshotRow, StateChanged, SweepFinished,
-                          TrainerFailed, TrainerReady, TrainingStatus, WatchDiagnostics)
+                          Probe, Refresh, RunsCommand, Sampled, Save, StateChanged, SweepFinished,
+                          TrainerFailed, TrainerReady, WatchDiagnostics)
 from tui.run_commands import apply_runs_command
 from tui.settings import Settings
 from tui.tune_commands import SearchPosts, refusal, trial_facts
+from tui.worker_views import facts_of, status_of
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -161,11 +162,7 @@ class _Session:
         if t.dataset is not self._dataset:
             t.counts("train"), t.counts("dev")
             self._dataset, self._bigram = t.dataset, t.bigram_dev_loss()
-        ds, sizes = t.dataset, t.dataset.sizes()
-        vocab = "".join(ds.vocab.itos(i) for i in range(ds.vocab.size))
-        return Facts(ds.source, ds.n_words, vocab, (sizes["train"], sizes["dev"], sizes["test"]), t.model_config,
-                     t.n_params, self._bigram, self.keeper.label(),
-                     t.train_config.batch_size, t.batch_seed)
+        return facts_of(t, self._bigram, self.keeper.label())
 
     def _apply(self, command: Command, during_job: bool = False) -> None:
         trainer, force = self.trainer, False
@@ -291,22 +288,8 @@ class _Session:
         if not force and now - self._last_post < STATUS_INTERVAL_S:
             return
         self._last_post = now
-        from core.model import embedding_2d
-
-        t = self.trainer
-        points, kind = embedding_2d(t.params.C)  # a copy: the UI never reads the live parameters
-        status = TrainingStatus(
-            facts=self.facts, step=t.step, lr_exponent=t.lr_exponent,
-            last_loss=progress.loss if progress else t.history.last(),
-            last_eval=t.evals[-1] if t.evals else None, history=t.history.view(), evals=tuple(t.evals),
-            taken=self._taken, job=self._job, last_job=self._last_job,
-            done=progress.done if progress else 0, total=progress.total if progress else 0,
-            rate=progress.done / progress.elapsed_s if progress and progress.elapsed_s > 0 else 0.0,
-            engine="compiled" if t.compiled else "eager, compiling…" if self._compiling else "eager",
-            can_undo=t.can_undo, embedding=points, embedding_kind=kind,
-            snapshots=tuple(SnapshotRow(k.name, k.state.step, k.state.lr_exponent, k.dev_loss) for k in t.snapshots),
-            update_ratios=tuple(t.diagnostics.view().recent_ratios(t.lr_exponent).items()),
-        )
+        status = status_of(self.trainer, self.facts, progress, taken=self._taken, job=self._job,
+                           last_job=self._last_job, compiling=self._compiling)
         self.app.post_message(StateChanged(status))
         if self._watching:
             self._post_diagnostics(force)
