@@ -22,64 +22,16 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <utility>
+
+#include "sgd_vectors.h"
 
 namespace {
-
-#if defined(__AVX512F__)
-constexpr int VW = 16;  // floats per vector: one register
-#elif defined(__AVX__)
-constexpr int VW = 8;
-#else  // SSE2 (the x86-64 baseline), NEON, or a target without vectors: the compiler lowers them
-constexpr int VW = 4;
-#endif
-typedef float vf __attribute__((vector_size(VW * sizeof(float))));
-typedef int32_t vi __attribute__((vector_size(VW * sizeof(int32_t))));
-
-inline int padded(int n) { return (n + VW - 1) / VW * VW; }
-inline vf load(const float *p) { return *reinterpret_cast<const vf *>(p); }
-inline void store(float *p, vf v) { *reinterpret_cast<vf *>(p) = v; }
-inline vf splat(float x) { return vf{} + x; }
-
-// e^x to ~1 ulp (Cephes' expf polynomial after x = n ln2 + r); clamped to the float range.
-inline vf vexp(vf x) {
-    x = x < -87.0f ? splat(-87.0f) : x;
-    x = x > 88.0f ? splat(88.0f) : x;
-    vf t = x * 1.44269504088896341f + 0.5f;
-    vi n = __builtin_convertvector(t, vi);
-    vf fn = __builtin_convertvector(n, vf);
-    vi down = fn > t;  // truncation rounded a negative t up: floor
-    n += down;         // true is -1
-    fn = __builtin_convertvector(n, vf);
-    vf r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
-    vf p = splat(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    vi bits = (n + 127) << 23;
-    return p * reinterpret_cast<vf &>(bits);
-}
-
-// tanh(z) = 1 - 2 / (e^{2z} + 1); core/step.py computes the same as 2 sigmoid(2z) - 1.
-inline vf vtanh(vf z) { return 1.0f - 2.0f / (vexp(z + z) + 1.0f); }
-
-inline vf vmax(vf a, vf b) { return a > b ? a : b; }
-
-inline vi lanes() {
-    vi r{};
-    for (int i = 0; i < VW; ++i) r[i] = i;
-    return r;
-}
 
 enum class Init { zero, row_bias, col_bias, accumulate };
 
 // out[r, j:j+VW*NV] (=|+=) Σ_k a[r*ars + k*aks] * b[k*ldb + j : …] for R rows from r0:
-// R*NV independent vector accumulators, one broadcast of a per row and step of k. Inlined into
-// its caller: as a call it spilled the accumulators to the stack for the `init` switch (8.0 ->
-// 7.5 µs a step at the lecture's size; inlining the whole gemm too tripled the build's second).
+// R*NV independent vector accumulators, one broadcast of a per row and step of k. Inlined: as a
+// call it spilled them for the `init` switch (8.0 -> 7.5 µs a step; inlining gemm too: build 3x).
 template <int R, int NV>
 __attribute__((always_inline)) inline void block(int r0, int j, int K, const float *a, long ars, long aks, const float *b,
                                                  long ldb, float *out, long ldo, Init init, const float *bias, float scale) {
@@ -132,40 +84,6 @@ void gemm(int M, int N, int K, const float *a, long ars, long aks, const float *
     for (; j < N; j += VW) rows<1>(M, j, K, a, ars, aks, b, ldb, out, ldo, init, bias, scale);
 }
 
-#if defined(__has_builtin) && __has_builtin(__builtin_shufflevector)
-// Lanes [0, VW/2) (HI 0) or [VW/2, VW) (HI 1) of a and b, interleaved: a0 b0 a1 b1 ...
-template <int HI, std::size_t... P>
-inline vf zip(vf a, vf b, std::index_sequence<P...>) {
-    return __builtin_shufflevector(a, b, (HI * VW / 2 + (P % 2 ? VW + P / 2 : P / 2))...);
-}
-
-// dst (VW x VW, rows ldd apart) = srcᵀ in registers: log2(VW) rounds that interleave rows i and
-// i + VW/2, each moving one bit of the row index into the column index (~4 shuffles an element
-// fewer than the scalar copy, which took 12% of the lecture's step)
-inline void transpose_tile(const float *src, long lds, float *dst, long ldd) {
-    constexpr auto seq = std::make_index_sequence<VW>{};
-    vf r[VW], t[VW];
-    for (int i = 0; i < VW; ++i) r[i] = load(src + i * lds);
-    for (int round = 1; round < VW; round *= 2) {
-        for (int i = 0; i < VW / 2; ++i) t[2 * i] = zip<0>(r[i], r[i + VW / 2], seq), t[2 * i + 1] = zip<1>(r[i], r[i + VW / 2], seq);
-        for (int i = 0; i < VW; ++i) r[i] = t[i];
-    }
-    for (int i = 0; i < VW; ++i) store(dst + i * ldd, r[i]);
-}
-#else  // a compiler without the shuffle: one element at a time
-inline void transpose_tile(const float *src, long lds, float *dst, long ldd) {
-    for (int c = 0; c < VW; ++c)
-        for (int r = 0; r < VW; ++r) dst[c * ldd + r] = src[r * lds + c];
-}
-#endif
-
-// dst (cols x rows, rows ldd apart) = srcᵀ (rows x cols, rows lds apart), both multiples of VW, in
-// VW x VW tiles, so the lines touched stay in L1 whatever the strides (a 2 KB stride, hidden 500
-// padded to 512, once put every access of a row-by-row copy in the same cache set)
-void transpose(int rows, int cols, const float *src, long lds, float *dst, long ldd) {
-    for (int r = 0; r < rows; r += VW)
-        for (int c = 0; c < cols; c += VW) transpose_tile(src + r * lds + c, lds, dst + c * ldd + r, ldd);
-}
 
 float *zeros(long n) {
     long bytes = (n * sizeof(float) + 63) / 64 * 64;
