@@ -28,6 +28,7 @@ CHECK_FROM = 64 * MiB  # below this nothing is read from the system: the fast pa
 EVAL_CHUNK_BYTES = 32 * MiB  # one forward pass of evaluation or sampling stays under this
 EVAL_MAX_ROWS = 65536  # and under this many rows (more gains nothing in speed)
 THREAD_BYTES = 16 * MiB  # what a thread that joins the work touches: measured ~8-16 MiB with torch's BLAS
+PACKED_ROWS_MAX_BYTES = 64 * MiB  # core.dataset.pack: larger training splits are not packed (16M examples at block 3)
 DATASET_CHUNK_WORDS = 1 << 16  # words whose examples core.dataset gathers at a time: bounds its index vectors
 GRID_THREADS = 2  # threads for the LR grid's K models where the machine has them (core.grid runs them)
 
@@ -117,6 +118,13 @@ def dataset_rest_bytes(n_examples: int, block_size: int) -> int:
     return I64 * n_examples * (block_size + 1)
 
 
+def packed_rows_bytes(n_train: int, block_size: int) -> int:
+    """The training split's ids once more, one byte each (core.dataset.pack), made after the splits
+    beside what their builds' allocator kept: at most PACKED_ROWS_MAX_BYTES."""
+    n_bytes = n_train * (block_size + 1)
+    return n_bytes if n_bytes <= PACKED_ROWS_MAX_BYTES else 0
+
+
 def split_sizes(n_words: int, n_chars: int, fractions: tuple[float, float, float]) -> list[tuple[int, int]]:
     """(words, examples) per split as core.dataset.split_words cuts them; characters shared out in
     proportion to the words (the shuffle decides which), rounded up."""
@@ -136,6 +144,7 @@ def dataset_needs(n_words: int, n_chars: int, block_size: int, fractions: tuple[
     for words, examples in sizes:
         peak = max(peak, rest + dataset_build_bytes(examples, words, block_size))
         rest += dataset_rest_bytes(examples, block_size)
+    peak += packed_rows_bytes(sizes[0][1], block_size)
     n = sum(e for _, e in sizes)
     each = -(-peak // max(1, n))
     return [Need(f"{count(n_words)} words + their {count(n_chars)} characters = {count(n)} examples x block {block_size}"
@@ -205,8 +214,9 @@ def opening_needs(model: ModelConfig, vocab_size: int, train: TrainConfig, examp
     """After the build: the splits at rest, a Trainer through a run, and exact evaluation."""
     T = model.block_size
     n = sum(examples)
-    rest = Need(f"{count(n)} examples x block {T} = {count(n * (T + 1))} ids x {I64} B = "
-                f"{size(dataset_rest_bytes(n, T))}", dataset_rest_bytes(n, T), DATASET_HINT)
+    at_rest = dataset_rest_bytes(n, T) + packed_rows_bytes(examples[0] if examples else 0, T)
+    rest = Need(f"{count(n)} examples x block {T} = {count(n * (T + 1))} ids x {I64} B, the training split's again x 1 B "
+                f"= {size(at_rest)}", at_rest, DATASET_HINT)
     return [rest, *trainer_needs(model, vocab_size, train), *evaluation_needs(examples, model, vocab_size)]
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import random
 import subprocess
@@ -107,3 +108,35 @@ def test_the_build_peaks_at_under_48_bytes_an_example():
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) <= 48, out.stdout
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 8])
+def test_minibatches_from_the_packed_rows_are_those_of_x_and_y(small_words, block_size):
+    """get_batch gathers from the training split's byte rows: the same minibatches, drawn with the
+    same generator, as indexing X and Y with its randint (what replays and saved runs rely on)."""
+    ds = make_dataset(small_words, block_size, DataConfig())
+    assert ds.train.rows is not None and ds.train.rows.dtype == torch.uint8 and ds.dev.rows is None
+    unpacked = dataclasses.replace(ds.train, rows=None)
+    for k, B in [(1, 32), (7, 5), (200, 32)]:
+        X, Y = ds.train.get_batch(k, B, torch.Generator().manual_seed(k))
+        ix = torch.randint(0, len(ds.train), (k, B), generator=torch.Generator().manual_seed(k))
+        assert X.dtype == Y.dtype == torch.int64 and X.is_contiguous() and Y.is_contiguous()
+        assert torch.equal(X, ds.train.X[ix]) and torch.equal(Y, ds.train.Y[ix])
+        X2, Y2 = unpacked.get_batch(k, B, torch.Generator().manual_seed(k))
+        assert torch.equal(X, X2) and torch.equal(Y, Y2)
+
+
+def test_ids_past_a_byte_are_not_packed():
+    words = ["".join(chr(0x400 + (i + j) % 300) for j in range(4)) for i in range(300)]
+    ds = make_dataset(words, 3, DataConfig())
+    assert ds.vocab.size > 256 and ds.train.rows is None
+    X, Y = ds.train.get_batch(3, 4, torch.Generator().manual_seed(0))
+    ix = torch.randint(0, len(ds.train), (3, 4), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(X, ds.train.X[ix]) and torch.equal(Y, ds.train.Y[ix])
+
+
+def test_a_training_split_past_the_packing_bound_is_not_packed(small_words, monkeypatch):
+    from core import budget
+
+    monkeypatch.setattr(budget, "PACKED_ROWS_MAX_BYTES", 1000)
+    assert make_dataset(small_words, 3, DataConfig()).train.rows is None

@@ -419,3 +419,14 @@ def test_a_headless_grid_runs_on_the_compiled_steps_when_cached_and_says_so(smal
     assert "calibration: compiled" in err and "runs use the compiled steps" in err, err
     assert summary["engine"] == {"kind": "compiled", "arch": "native"} and summary["compiled"] is True
     assert len(summary["grid"]["losses"]) == 8 and summary["sweep"]["points"]
+
+
+def test_the_cache_key_covers_every_source_file(tmp_path, monkeypatch):
+    """A change to sgd_vectors.h alone must build a new library, not load the old one."""
+    for source in native.SOURCES:
+        (tmp_path / source.name).write_text(source.read_text())
+    monkeypatch.setattr(native, "SOURCES", tuple(tmp_path / source.name for source in native.SOURCES))
+    before = native._library_path(tmp_path, native._compiler(), "native")
+    header = tmp_path / "sgd_vectors.h"
+    header.write_text(header.read_text() + "\n// changed\n")
+    assert native._library_path(tmp_path, native._compiler(), "native") != before

@@ -1,4 +1,4 @@
-"""The training steps as native code: sgd_chunk.cpp beside this file, built on this machine, called through ctypes.
+"""The training steps as native code: sgd_chunk.cpp and sgd_vectors.h beside this file, built here, called through ctypes.
 
 A chunk of steps is one call (no Python, no torch dispatch per step) whose small matrix products
 are written for these shapes and this CPU (-march=native, or the target CHARMLP_NATIVE_ARCH names:
@@ -40,6 +40,7 @@ from core.errors import CharMLPError
 from core.model import Params
 
 SOURCE = Path(__file__).with_name("sgd_chunk.cpp")
+SOURCES = (SOURCE, SOURCE.with_name("sgd_vectors.h"))  # what a build reads: all in its cache key
 FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-fno-math-errno")
 DEFAULT_ARCH = "native"
 # for the default, tried in order: x86 compilers take -march=native, some ARM ones (Apple's clang)
@@ -95,8 +96,8 @@ def _library_path(cache_dir: Path, compiler: str, arch: str) -> Path:
         version = subprocess.run([compiler, "--version"], check=False, capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise BuildError(f"{compiler} --version failed: {e}") from e
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), repr(_arch_flags(arch)), version,
-                                    _cpu_identity()]).encode())
+    sources = [source.read_text() for source in SOURCES]
+    key = hashlib.sha256("\0".join([*sources, " ".join(FLAGS), repr(_arch_flags(arch)), version, _cpu_identity()]).encode())
     return cache_dir / f"sgd_chunk-{arch}-{key.hexdigest()[:16]}.so"
 
 
