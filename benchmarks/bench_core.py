@@ -6,8 +6,8 @@
 Prints tables (medians of repeats; wall time, and the process's CPU time beside it where it
 matters): core: training step time for three model sizes (eager, and compiled: the native steps
 of core.native, after a build whose time is shown, from the cache if an earlier run filled it),
-full-split evaluation time (also where contexts rarely repeat), LR sweep and grid time and the
-dataset build for 1M words, each with its ratio against the lecture's way; isa: the eager step
+full-split evaluation time (also where contexts rarely repeat), LR sweep and grid time (also a headless
+script's grid, whole process), the dataset build for 1M words, each with its ratio against the lecture's way; isa: the eager step
 against the kernel built for each x86 level (CHARMLP_NATIVE_ARCH) and what the calibration chose
 there; scan: ns per multiply-add over hidden 100-1000, emb 2-30, batch 32-512, block 3-8 (a
 cliff is a shape much slower per multiply-add than its neighbours); busy: each long action quiet
@@ -21,6 +21,7 @@ import argparse
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -136,6 +137,20 @@ def build_row(n_words: int, repeats: int):
     return (f"read + build dataset, {n_words:,} words ({n_examples:,} examples)", f"{build_s:.2f} s", "", None)
 
 
+def headless_grid_row(data: Path | None, repeats: int, lecture_us: float):
+    """The whole process `charmlp-tui --headless --script grid` less the same with `eval` (start-up,
+    data, the engine's build or load from the cache, calibration): what a script's grid costs."""
+    def whole(script: str) -> float:
+        argv = [sys.executable, "-m", "tui", "--headless", "--no-runs", "--script", script]
+        return median_time(lambda: subprocess.run(argv + (["--data", str(data)] if data else []), check=True,
+                                                  stdout=subprocess.DEVNULL), repeats)
+    grid_s = whole("grid") - whole("eval")
+    model_steps = 32 * 500
+    return (f"headless `--script grid` less `--script eval`, whole process ({model_steps:,} model-steps)",
+            f"{grid_s * 1e3:,.0f} ms", f"{model_steps * lecture_us * 1e-3:,.0f} ms (lecture steps)",
+            model_steps * lecture_us * 1e-6 / grid_s)
+
+
 def core_rows(words, args) -> list:
     rows, lecture_us, core_us = training_rows(words, 3, 2, 100, 32, args.steps, args.repeats, args.compile)
     rows += training_rows(words, 3, 10, 200, 32, args.steps // 2, args.repeats, args.compile)[0]
@@ -160,6 +175,7 @@ def core_rows(words, args) -> list:
                      f"{model_steps * lecture_us * 1e-3:,.0f} ms (lecture steps)", model_steps * lecture_us * 1e-6 / grid_s))
         rows.append(("  same, against the core's fastest step one model after another", "",
                      f"{model_steps * core_us * 1e-3:,.0f} ms", model_steps * core_us * 1e-6 / grid_s))
+    rows.append(headless_grid_row(args.data, max(args.repeats // 2, 1), lecture_us))
     rows.append(build_row(1_000_000, max(args.repeats // 2, 1)))
     return rows
 
