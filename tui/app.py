@@ -30,8 +30,8 @@ from tui.charts_panel import ChartsPanel
 from tui.lr_charts import GridChart, SweepChart
 from tui.messages import (GridFinished, ListRuns, Logged, LrStep, Sampled, StateChanged, SweepFinished, TrainerFailed,
                           TrainerReady, TrainingStatus)
-from tui.palette import TrainerCommands
 from tui.key_states import KeyStates
+from tui.palette import TrainerCommands
 from tui.panels import ProgressRow, StatusPanel
 from tui.screens import clean_paste, printable
 from tui.settings import Settings
@@ -68,7 +68,6 @@ class CharMLPApp(KeyStates):
         self.written_paths: set[Path] = set()  # checkpoints and scripts this app wrote: no question to overwrite
         self.chart_drawn_at = 0.0
         self.chart_shows: tuple[int, object] | None = None  # (history length, last evaluation) last drawn
-        self.keys_shown: tuple[bool | None, ...] = ()  # each key's state (check_action) the footer last showed
 
     @property
     def exit_note(self) -> str | None:

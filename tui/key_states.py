@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 class KeyStates(TuneActions):
     pending: int  # the number of the latest command sent that may not apply mid-run
-    keys_shown: tuple[bool | None, ...]  # each key's state (check_action) the footer last showed
+    keys_shown: tuple[bool | None, ...] = ()  # each key's state (check_action) the footer last showed
     sweeps: list[SweepResult]  # the latest last
     grid: GridResult | None
     last_finder: str | None  # "sweep" or "grid": what `a` adopts from
