@@ -25,5 +25,9 @@ class StoreError(CharMLPError):
     """The run store cannot be opened, read or written: corrupt, locked too long, read-only, newer."""
 
 
+class StoreBusyError(StoreError):
+    """The run store stayed locked by another process past the wait: it may be free again later."""
+
+
 class SearchError(CharMLPError):
     """A search that cannot start or go on: a bad or unreachable storage URL, a study not found."""

@@ -8,8 +8,10 @@ evaluations) and the runs row, so a crash or `kill -9` loses at most the last FL
 training and never leaves a run whose history and state disagree. `reset`, `load` and `new` start a
 new run; `undo` and `restore` rewrite the history from where it changed.
 
-A store that fails (a full disk, a lock held too long, a file made read-only) turns keeping off
-with one line; training goes on, and `line` says so for the status panel.
+A store that fails (a full disk, a file made read-only) turns keeping off with one line; training
+goes on, and `line` says so for the status panel. A lock held by another process past the store's
+wait is tried again at the next save (one line each time), and turns keeping off only
+BUSY_TRIES saves in a row: two processes keeping their runs in one store wait for each other.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from core.actions import Action, Outcome
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core import ranges
 from core.checkpoint_fields import first_line
-from core.errors import ConfigError, StoreError
+from core.errors import ConfigError, StoreBusyError, StoreError
 from core.history import EvalPoint
 from core.recording import SessionRecord
 from core.run_blobs import (Segments, evals_blob, history_chunks, params_blob, read_evals, read_state, schedule,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 FLUSH_INTERVAL_S = 2.0  # during a run: what a crash may lose, and the store's write rate
 NEW_RUN_VERBS = ("reset", "load", "new")  # after these the model is another run's
+BUSY_TRIES = 3  # saves in a row that may find the store locked past its wait before keeping turns off
 
 # the flags that rebuild a model from scratch (tui.settings.Settings.argv_for): kept with each run
 ArgvFn = Callable[[ModelConfig, TrainConfig, "Path | None"], list[str]]
@@ -74,6 +77,7 @@ class RunKeeper:
         self._generation = -1  # the history's generation they were written from (-1: none yet)
         self._schedule: Segments = []  # of the rows stored: each save adds its new rows' only
         self._flushed_at = 0.0
+        self._busy = 0  # saves in a row that found the store locked
 
     @property
     def on(self) -> bool:
@@ -118,8 +122,11 @@ class RunKeeper:
         the app, looking and quitting keeps no empty run."""
         if self.store is None or self.run is not None or self._pending is None or trainer.step == 0:
             return None
-        values, name, self._pending = self._pending, self._pending_name, None
-        return self._try(lambda store: self._created(store.create(values, name), trainer))
+        values, name = self._pending, self._pending_name
+        line = self._try(lambda store: self._created(store.create(values, name), trainer), retry=True)
+        if self.run is not None or self.store is None:  # made, or never will be: a lock leaves it to the next save
+            self._pending = None
+        return line
 
     def _created(self, run: RunRow, trainer: Trainer) -> None:
         self.run = run
@@ -232,9 +239,7 @@ class RunKeeper:
     # ---- during training -------------------------------------------------------------------
     def on_chunk(self, trainer: Trainer, job_elapsed_s: float) -> str | None:
         self._job_s = job_elapsed_s
-        if self.run is None:
-            return self._create_if_trained(trainer)
-        if time.monotonic() - self._flushed_at < FLUSH_INTERVAL_S:
+        if time.monotonic() - self._flushed_at < FLUSH_INTERVAL_S:  # a run made or saved, or a lock met, lately
             return None
         return self._save(trainer)
 
@@ -275,12 +280,14 @@ class RunKeeper:
             return None
         return self._save(trainer)
 
-    def finish(self, trainer: Trainer) -> str | None:
-        """The current run ends here (a search's trial is over, another is about to start): saved, released."""
+    def finish(self, trainer: Trainer) -> tuple[RunRow | None, str | None]:
+        """The current run ends here (a search's trial is over, another is about to start): saved,
+        released. Returns the run as kept (None: never made) and a line if the store failed."""
         line = self._save(trainer)
+        kept = self.run
         self._release()
         self.run = self._pending = self._pending_name = None
-        return line
+        return kept, line
 
     def close(self, trainer: Trainer) -> str | None:
         """The session ends: a last save, and the run released for another process to resume."""
@@ -293,23 +300,30 @@ class RunKeeper:
     def _save(self, trainer: Trainer) -> str | None:
         if self.run is None:
             return self._create_if_trained(trainer)
-        return self._try(lambda store: self._flush(trainer))
+        return self._try(lambda store: self._flush(trainer), retry=True)
 
     def _release(self) -> None:
         if self.store is not None and self.run is not None:
             run_id = self.run.id
             self._try(lambda store: store.release(run_id))
 
-    def _try(self, write: Callable[[RunStore], None]) -> str | None:
-        """Run one store write; a failure turns keeping off and returns the line that says so."""
+    def _try(self, write: Callable[[RunStore], None], retry: bool = False) -> str | None:
+        """Run one store write; a failure turns keeping off and returns the line that says so. A save
+        (retry) that found the store locked is left to the next save, BUSY_TRIES times in a row."""
         if self.store is None:
             return None
         try:
             write(self.store)
         except StoreError as e:
+            if retry and isinstance(e, StoreBusyError) and self._busy + 1 < BUSY_TRIES:
+                self._busy += 1
+                self._flushed_at = time.monotonic()  # the next try waits its turn: the lock already cost a wait
+                return f"run not saved this time: {e}; tried again in {FLUSH_INTERVAL_S:g} s (training goes on)"
             self.store.close()
             self.store, self.off_reason = None, str(e)
             return f"runs are {'no longer' if self.run is not None else 'not'} saved: {e} (training goes on)"
+        if retry:
+            self._busy = 0
         return None
 
     def _flush(self, trainer: Trainer) -> None:

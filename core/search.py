@@ -64,10 +64,10 @@ def run_search(trainer: Trainer, keeper: RunKeeper, spec: StudySpec, job: Job,
     storage, shown = open_storage(spec.storage, store.path if store is not None else None,
                                   spec.study if spec.join else None)
     study = _open_study(storage, spec)
-    keeper.finish(trainer)  # the session's own run is saved and released: the trials are new runs
     if not spec.join and not study.get_trials(deepcopy=False) and spec.space.holds(LECTURE):
         study.enqueue_trial(dict(LECTURE), user_attrs={"note": "the lecture's configuration"})
     search = _Search(trainer, keeper, spec, job, study, shown, on_view)
+    search.kept(keeper.finish(trainer)[1])  # the session's own run is saved and released: the trials are new runs
     stopped = False
     hook = threading.excepthook
     threading.excepthook = _quiet_heartbeat(hook)
@@ -88,7 +88,8 @@ def run_search(trainer: Trainer, keeper: RunKeeper, spec: StudySpec, job: Job,
     opened = _open_best(trainer, keeper, view) if open_best else None
     if open_best and opened is None:  # no best to open: the last trial's run stays open, kept as before
         _reopen(trainer, keeper, search.last_run)
-    return Outcome(_summary(view, stopped, opened)), view
+    summary = _summary(view, stopped, opened)
+    return Outcome(f"{summary}; {search.store_lines[-1]}" if search.store_lines else summary), view
 
 
 def _quiet_heartbeat(hook: Callable[[threading.ExceptHookArgs], object]) -> Callable[[threading.ExceptHookArgs], None]:
@@ -131,6 +132,12 @@ class _Search:
         self.current: TrialView | None = None
         self.last_run: str | None = None  # the run of the latest trial this process started
         self._last: SearchView | None = None  # the latest view read from the storage
+        self.store_lines: list[str] = []  # what the run store said when a trial's run could not be kept
+
+    def kept(self, line: str | None) -> None:
+        """A line from the keeper (a store that failed or was locked) is kept for the trial and the summary."""
+        if line is not None:
+            self.store_lines.append(line)
 
     def view(self, read: bool = True) -> SearchView:
         """The study as the storage has it (read), or the last read with the running trial's new rungs:
@@ -161,16 +168,22 @@ class _Search:
             raise
         trial.set_user_attr("run", run_name)
         trial.set_user_attr("params", t.n_params)
-        keeper.start(t, run_name)
+        self.kept(keeper.start(t, run_name))
         keeper.record.engine_switched("compiled" if t.compiled else "eager", 0)
+        lines_before = len(self.store_lines)
         try:
             outcome = self._train(trial, recipe, started)
         except _Stopped:
             trial.set_user_attr("note", f"stopped by the user at step {t.step:,}")
             raise
         finally:
-            keeper.finish(t)
+            run, line = keeper.finish(t)
+            self.kept(line)
             self.current = None
+            if run is None:  # never made in the store: the trial names no run
+                trial.set_user_attr("run", None)
+            if len(self.store_lines) > lines_before:
+                trial.set_user_attr("store", self.store_lines[-1])
         trial.set_user_attr("seconds", round(time.monotonic() - started, 3))
         trial.set_user_attr("steps", t.step)
         if outcome == "pruned":
@@ -198,7 +211,7 @@ class _Search:
     def _apply(self, text: str) -> None:
         action = VERBS.parse_action(text)
         self.keeper.before(self.trainer, action)
-        self.keeper.after(self.trainer, action, VERBS.execute(self.trainer, action))
+        self.kept(self.keeper.after(self.trainer, action, VERBS.execute(self.trainer, action)))
 
     def _run(self, trial: optuna.Trial, n: int, started: float) -> str | None:
         """One phase of training, reporting the exact dev loss at every rung; why it stopped, if it did."""
@@ -210,7 +223,7 @@ class _Search:
         def on_progress(progress: Any) -> None:
             nonlocal reported
             self.job.on_progress(progress)
-            keeper.on_chunk(t, time.monotonic() - started)
+            self.kept(keeper.on_chunk(t, time.monotonic() - started))
             for point in t.evals[reported:]:
                 if point.dev is not None:
                     trial.report(point.dev, point.step)
@@ -228,7 +241,7 @@ class _Search:
 
         keeper.before(t, action)
         result = t.run(n, on_progress, should_stop, eval_every=rung)
-        keeper.after(t, action, Outcome(f"run {n}", run=result))
+        self.kept(keeper.after(t, action, Outcome(f"run {n}", run=result)))
         if self.job.should_stop() and not why:
             raise _Stopped
         if result.divergence is not None:

@@ -61,8 +61,9 @@ def trial_view(trial: Any) -> TrialView:
     seconds = attrs.get("seconds")
     if seconds is None and trial.datetime_start is not None and trial.datetime_complete is not None:
         seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    note = "; ".join(str(attrs[k]) for k in ("note", "store") if attrs.get(k))  # why it ended; how its run was kept
     return TrialView(trial.number, state, tuple(sorted(trial.params.items())), dev, value, seconds,
-                     attrs.get("run"), str(attrs.get("note", "")))
+                     attrs.get("run"), note)
 
 
 def view_of(study: str, storage: str, trials: list[Any] | tuple[TrialView, ...], current: TrialView | None) -> SearchView:

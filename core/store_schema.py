@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.errors import StoreError
+from core.errors import StoreBusyError, StoreError
 from core.reading import file_kind, printable
 
 # One script per version: applying MIGRATIONS[k] takes a database from version k to k + 1.
@@ -276,8 +276,8 @@ def _statements(script: str) -> list[str]:
 def error(shown: str, e: sqlite3.Error, what: str, timeout: float) -> StoreError:
     text = str(e)
     if "locked" in text or "busy" in text:
-        why = f"locked by another program for more than {timeout:g} s"
-    elif "readonly" in text or "read-only" in text:
+        return StoreBusyError(f"{shown}: cannot {what}: locked by another program for more than {timeout:g} s")
+    if "readonly" in text or "read-only" in text:
         why = "read-only (no permission to write it or its folder)"
     elif "not a database" in text or "malformed" in text or "corrupt" in text:
         why = "not a charmlp-tui runs database, or damaged"

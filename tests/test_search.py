@@ -190,3 +190,47 @@ def test_a_search_stopped_before_any_best_leaves_the_last_trial_open_and_kept(tm
         assert store.get("stop-0").steps == stopped_at + 100 and [r.name for r in store.runs()] == ["stop-0"]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("failure", ["full", "locked once"])
+def test_a_trial_whose_run_cannot_be_kept_says_so(tmp_path, small_file, monkeypatch, failure):
+    """The store fails as trial 1's run is made: a full disk turns keeping off (trial 1 and 2 name no
+    run, and the summary says why); a lock met once is tried again and the run is kept."""
+    from core.actions import Job
+    from core.config import DataConfig, ModelConfig, TrainConfig
+    from core.errors import StoreBusyError, StoreError
+    from core.search import StudySpec, run_search
+    from core.session import open_session
+    from tui.settings import rebuild_argv
+
+    create = RunStore.create
+    failed: list[str] = []
+
+    def failing_create(store, values, name):
+        if name == "fail-1" and not failed:
+            failed.append(name)
+            raise (StoreError("runs.db: cannot create a run: the disk is full") if failure == "full" else
+                   StoreBusyError("runs.db: cannot create a run: locked by another program for more than 5 s"))
+        return create(store, values, name)
+
+    monkeypatch.setattr(RunStore, "create", failing_create)
+    data = DataConfig(path=small_file)
+    trainer, keeper, _ = open_session(data, ModelConfig(), TrainConfig(), None, True, tmp_path / "runs.db", None,
+                                      None, lambda m, t, load: rebuild_argv(data, m, t, load))
+    outcome, view = run_search(trainer, keeper, StudySpec(study="fail", trials=3, steps=3000, prune=False), Job())
+    keeper.close(trainer)
+    trials = {t.number: t for t in view.trials}
+    store = RunStore(tmp_path / "runs.db")
+    try:
+        stored = sorted(r.name for r in store.runs())
+    finally:
+        store.close()
+    if failure == "full":
+        assert stored == ["fail-0"] and [trials[n].run for n in range(3)] == ["fail-0", None, None]
+        assert trials[1].note == "runs are not saved: runs.db: cannot create a run: the disk is full (training goes on)"
+        assert outcome.summary.endswith("; " + trials[1].note) and trials[2].note == ""
+    else:
+        assert stored == ["fail-0", "fail-1", "fail-2"] and [trials[n].run for n in range(3)] == stored
+        assert trials[1].note.startswith("run not saved this time: runs.db: cannot create a run: locked")
+        assert outcome.summary.endswith("; " + trials[1].note) and trials[2].note == ""
+    assert all(trials[n].state == "complete" for n in range(3)) and failed == ["fail-1"]

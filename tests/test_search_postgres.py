@@ -77,7 +77,7 @@ def test_two_workers_share_one_study_on_postgres(tmp_path, small_file):
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), "the workers' trials never overlapped"
 
     # Each trial kept once as its own run, named after it, and released.
-    assert sorted(stored_runs(runs)) == sorted((f"{study}-{n}", None) for n in range(1, total))
+    assert sorted(stored_runs(runs)) == sorted((f"{study}-{n}", None) for n in range(1, total)), done  # what they said
 
     complete = {t.number: t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
     best = min(complete.values())

@@ -271,9 +271,9 @@ def test_a_read_only_connection_is_said_in_words(copy_of, monkeypatch):
 
 # ---- 4. a database locked too long -----------------------------------------------------------------
 @contextlib.contextmanager
-def held_lock(db: Path, after: threading.Event | None = None):
+def held_lock(db: Path, after: threading.Event | None = None, for_s: float = 60.0):
     """Another connection holding the write lock (BEGIN EXCLUSIVE) from now, or from `after` on,
-    until the block ends."""
+    until the block ends or for `for_s` seconds."""
     taken, done = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -282,7 +282,7 @@ def held_lock(db: Path, after: threading.Event | None = None):
                 after.wait(30)
             c.execute("BEGIN EXCLUSIVE")
             taken.set()
-            done.wait(60)
+            done.wait(for_s)
             c.execute("ROLLBACK")
 
     thread = threading.Thread(target=hold, daemon=True)
@@ -332,6 +332,32 @@ def test_a_lock_taken_during_a_run_stops_keeping_and_training_goes_on(copy_of, b
     assert "cannot save the run: locked by another program for more than 0.3 s" in line
     run, state = stored(copy_of, "n")  # what was saved before the lock is whole
     assert 0 < run.steps == state.step == len(state.history_loss) < 20000
+
+
+def test_a_lock_held_once_past_the_wait_is_tried_again_and_nothing_is_lost(copy_of, base, headless, monkeypatch):
+    """Two processes keeping runs in one store: one save that meets the other's lock for longer than
+    the wait says so and is tried again; the run is kept whole."""
+    monkeypatch.setattr(core.store, "LOCK_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(core.keeping, "FLUSH_INTERVAL_S", 0.1)
+    started = threading.Event()
+
+    def watch() -> None:
+        with contextlib.closing(sqlite3.connect(copy_of, check_same_thread=False)) as c:
+            while not c.execute("SELECT 1 FROM runs WHERE name = 'n' AND steps > 0").fetchone():
+                threading.Event().wait(0.02)
+        started.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    with held_lock(copy_of, after=started, for_s=0.5) as taken:  # one save fails at 0.3 s, the next waits it out
+        code, out, err = headless("--data", str(base[0]), "--runs-db", str(copy_of), "--run", "n", "--no-compile",
+                                  "--script", "run 100000; eval")
+        assert taken.is_set()
+    assert code == 0 and "final: step 100000" in out, err
+    assert "no longer saved" not in err and "Traceback" not in err, err
+    line = store_line(err, "not saved this time")
+    assert "cannot save the run: locked by another program for more than 0.3 s" in line and "tried again" in line
+    run, state = stored(copy_of, "n")
+    assert run.steps == state.step == len(state.history_loss) == 100000 and run.dev_loss is not None
 
 
 # ---- 6. a stored state that lies ------------------------------------------------------------------
