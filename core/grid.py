@@ -8,10 +8,10 @@ A ramp sweep answers "where does the loss blow up" from one noisy step per LR; t
   so one update call serves all K.
 - NativeGrid, once the native steps are built and chosen (core.native): each model runs a whole
   chunk in one native call. Each model's steps are exactly the single model's native steps.
-Threads: a second one only where measured to pay. The native grid times its chunks with one
-thread and with two (the call releases the GIL; the second thread takes models from a queue, so a
-slow core only does fewer of them) and keeps the faster, checking again now and then, as the
-load can change. The batched torch ops keep the caller's torch threads (one by default): torch's
+Threads: a second one only where measured to pay. The native grid times its chunks on two
+threads (the call releases the GIL; the second thread takes models from a queue, so a slow core
+only does fewer of them) against a few models of a chunk run alone first, and keeps the faster,
+checking again now and then, as the load can change. The batched torch ops keep the caller's torch threads (one by default): torch's
 threads wait for each other at every op, and with another process holding one of two cores a
 second thread made the grid 20-300x slower (0.15 s quiet, 3.5-51 s; one thread a steady 0.25 s).
 """
@@ -36,6 +36,7 @@ TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input
 AVERAGE_LAST = 0.2  # a model's grid loss: its mean minibatch loss over the last 20% of the steps
 GRID_THREADS = budget.GRID_THREADS
 RECHECK_EVERY = 16  # chunks after which the native grid times the other thread count again
+PROBE_MODELS = 2  # models of a pool chunk timed alone first: one thread measured at a few ms, not a whole chunk
 
 
 @dataclass(frozen=True)
@@ -116,27 +117,32 @@ class BatchedSGD:
 
 @dataclass
 class ThreadChoice:
-    """One thread or the pool's: each chunk's time per model-step under each, the faster used, the
-    other timed again every RECHECK_EVERY chunks."""
+    """One thread or the pool's: the time per model-step under each, the faster used, the other
+    timed again every RECHECK_EVERY chunks. One thread is timed on PROBE_MODELS models of a pool
+    chunk (run alone before the pool takes the rest) where the grid has models enough, else on a
+    whole chunk: a first chunk on one thread cost a 500-step grid 0.4 of its steps at half speed."""
 
     pool_threads: int
+    models: int
     seconds: dict[int, float] = field(default_factory=dict)  # threads -> the latest time per model-step
     chunks: int = 0
 
-    def threads(self) -> int:
-        if self.pool_threads < 2:
-            return 1
-        untimed = [n for n in (1, self.pool_threads) if n not in self.seconds]
-        if untimed:
-            return untimed[0]
-        faster = min(self.seconds, key=self.seconds.__getitem__)
-        if self.chunks % RECHECK_EVERY == 0:
-            return self.pool_threads if faster == 1 else 1
-        return faster
+    def plan(self) -> tuple[int, int]:
+        """(threads for this chunk, models of it to time alone first)."""
+        pool = self.pool_threads
+        if pool < 2:
+            return 1, 0
+        one_s, pool_s = self.seconds.get(1), self.seconds.get(pool)
+        due = self.chunks % RECHECK_EVERY == 0  # the slower one is timed again
+        if one_s is None or (due and pool_s is not None and pool_s < one_s):
+            probe = PROBE_MODELS if self.models >= 2 * PROBE_MODELS else 0
+            return (pool, probe) if probe else (1, 0)
+        if pool_s is None or due or pool_s < one_s:
+            return pool, 0
+        return 1, 0
 
     def timed(self, threads: int, seconds_per_model_step: float) -> None:
         self.seconds[threads] = seconds_per_model_step
-        self.chunks += 1
 
 
 class NativeGrid:
@@ -146,7 +152,7 @@ class NativeGrid:
                  pool_threads: int) -> None:
         self.kernel, self.lrs, self.pool = kernel, lrs, pool
         self.models = [params.clone() for _ in lrs]
-        self.choice = ThreadChoice(pool_threads)
+        self.choice = ThreadChoice(pool_threads, len(lrs))
 
     def run(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """One step per minibatch of X (k, B, T), Y (k, B) for all K models; (k, K) losses."""
@@ -156,11 +162,16 @@ class NativeGrid:
         def train(model: int) -> torch.Tensor:
             return self.kernel.run(self.models[model], X, Y, [self.lrs[model]] * k)
 
-        threads = self.choice.threads()
+        threads, alone = self.choice.plan()
         t0 = time.perf_counter()
-        every = range(len(self.models))
-        losses = list(self.pool.map(train, every)) if threads > 1 else [train(m) for m in every]
-        self.choice.timed(threads, (time.perf_counter() - t0) / (k * len(self.models)))
+        losses = [train(m) for m in range(alone if threads > 1 else len(self.models))]
+        t1 = time.perf_counter()
+        if threads > 1:
+            if alone:
+                self.choice.timed(1, (t1 - t0) / (k * alone))
+            losses += self.pool.map(train, range(alone, len(self.models)))
+        self.choice.timed(threads, (time.perf_counter() - (t1 if threads > 1 else t0)) / (k * (len(self.models) - alone)))
+        self.choice.chunks += 1
         return torch.stack(losses, 1)
 
 

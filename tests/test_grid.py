@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from app_helpers import app_settings, log_text, settle
-from core.grid import BatchedSGD
+from core.grid import PROBE_MODELS, RECHECK_EVERY, BatchedSGD, ThreadChoice
 from core.step import SGDStep
 from tui.app import CharMLPApp
 from tui.lr_charts import GridChart, SweepChart
@@ -32,6 +32,32 @@ def test_each_model_of_the_grid_is_the_single_model_step(trainer):
         for mine, theirs in zip((batched.C[k], batched.W1[k], batched.b1[k, 0], batched.W2[k], batched.b2[k, 0]),
                                 single.tensors()):
             torch.testing.assert_close(mine, theirs, rtol=1e-9, atol=1e-10)
+
+
+def plans(choice: ThreadChoice, per_model_step: dict[int, float], chunks: int) -> list[tuple[int, int]]:
+    """The plan of each chunk when one thread and the pool take these times a model-step."""
+    made = []
+    for _ in range(chunks):
+        threads, alone = choice.plan()
+        if alone:
+            choice.timed(1, per_model_step[1])
+        choice.timed(threads, per_model_step[threads])
+        choice.chunks += 1
+        made.append((threads, alone))
+    return made
+
+
+def test_the_native_grids_threads_are_chosen_by_their_times():
+    pool, alone = (2, PROBE_MODELS), (1, 0)
+    # a quiet machine: the pool from the first chunk, one thread timed on a few models, again at each recheck
+    quiet = plans(ThreadChoice(2, 32), {1: 2.0, 2: 1.0}, RECHECK_EVERY + 1)
+    assert quiet[0] == quiet[RECHECK_EVERY] == pool and set(quiet[1:RECHECK_EVERY]) == {(2, 0)}
+    # the other core busy: one thread from the second chunk, the pool timed again at each recheck
+    busy = plans(ThreadChoice(2, 32), {1: 1.0, 2: 1.5}, RECHECK_EVERY + 2)
+    assert busy[0] == pool and set(busy[1:RECHECK_EVERY]) == {alone} and busy[RECHECK_EVERY] == (2, 0)
+    # too few models to leave some alone: a whole chunk on one thread, then the pool's
+    assert plans(ThreadChoice(2, 2 * PROBE_MODELS - 1), {1: 2.0, 2: 1.0}, 3) == [alone, (2, 0), (2, 0)]
+    assert plans(ThreadChoice(1, 32), {1: 1.0}, 2) == [alone, alone]
 
 
 def test_the_grid_leaves_the_model_alone_and_finds_a_sane_rate(trainer):

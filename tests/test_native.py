@@ -114,7 +114,7 @@ def test_each_model_of_the_native_grid_is_the_single_model_run(kernel, trainer):
     lrs = [0.01, 0.1, 0.3, 1.0]
     with ThreadPoolExecutor(2) as pool:
         grid = NativeGrid(kernel, trainer.params, lrs, pool, 2)
-        grid_losses = torch.cat([grid.run(X[:50], Y[:50]), grid.run(X[50:], Y[50:])])  # one thread, then two
+        grid_losses = torch.cat([grid.run(X[:50], Y[:50]), grid.run(X[50:], Y[50:])])  # two models alone, then the pool
     assert set(grid.choice.seconds) == {1, 2}
     for k, lr in enumerate(lrs):
         single = trainer.params.clone()
