@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import platform
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -41,6 +42,8 @@ from reference import lecture_params, lecture_step, naive_mean_loss  # noqa: E40
 import engine_rows  # noqa: E402  (beside this file)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
+HEADLESS_PAIRS = 9  # grid and eval processes timed in turn for the headless row
+GRID_LINE = re.compile(r"^grid: .* steps in ([0-9.]+) s;", re.M)  # the headless grid's own line (core.verbs)
 
 
 def median_time(fn, repeats: int) -> float:
@@ -139,18 +142,23 @@ def build_row(n_words: int, repeats: int):
 
 def headless_grid_row(data: Path | None, repeats: int, lecture_us: float):
     """The whole process `charmlp-tui --headless --script grid` less the same with `eval` (start-up,
-    data, the engine's build or load from the cache, calibration): what a script's grid costs."""
-    def whole(script: str) -> float:
+    data, the engine's build or load from the cache, calibration): what a script's grid costs. Each
+    process takes ~1.5 s, mostly importing torch, and their difference moves by tens of ms: pairs,
+    interleaved, at least HEADLESS_PAIRS, and the grid's own time from its line beside."""
+    def whole(script: str) -> tuple[float, str]:
         argv = [sys.executable, "-m", "tui", "--headless", "--no-runs", "--script", script]
         t0 = time.perf_counter()
         done = subprocess.run(argv + (["--data", str(data)] if data else []), capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"headless {script!r} failed: {done.stderr}")
-        return time.perf_counter() - t0
-    times = [(whole("grid"), whole("eval")) for _ in range(repeats)]  # interleaved: the machine drifts
-    grid_s = statistics.median(g for g, _ in times) - statistics.median(e for _, e in times)
+        return time.perf_counter() - t0, done.stdout
+
+    pairs = [(whole("grid"), whole("eval")) for _ in range(max(repeats, HEADLESS_PAIRS))]  # interleaved: the machine drifts
+    grid_s = statistics.median(g for (g, _), _ in pairs) - statistics.median(e for _, (e, _) in pairs)
+    own = statistics.median(float(GRID_LINE.search(out).group(1)) for (_, out), _ in pairs)  # type: ignore[union-attr]
     model_steps = 32 * 500
-    return (f"headless `--script grid` less `--script eval`, whole process ({model_steps:,} model-steps)",
+    return (f"headless `--script grid` less `--script eval`, whole process ({model_steps:,} model-steps; "
+            f"its grid line: {own * 1e3:,.0f} ms)",
             f"{grid_s * 1e3:,.0f} ms", f"{model_steps * lecture_us * 1e-3:,.0f} ms (lecture steps)",
             model_steps * lecture_us * 1e-6 / grid_s)
 

@@ -45,6 +45,7 @@ class GridResult:
     exponents: list[float]  # one learning-rate exponent per model
     losses: list[float]  # each model's mean minibatch loss over the last 20% of its steps (inf: it blew up)
     steps: int  # steps each model took (fewer than asked if cancelled)
+    seconds: float  # how long the models trained (wall time)
 
     @property
     def best_exponent(self) -> float | None:
@@ -209,4 +210,5 @@ def _train(models: BatchedSGD | NativeGrid, train: Split, batch_size: int, chunk
             break
     losses = torch.cat(chunks)  # (done, models)
     tail = losses[-max(1, int(AVERAGE_LAST * done)) :].mean(0)
-    return GridResult(at_step, exponents, tail.nan_to_num(math.inf, math.inf, math.inf).tolist(), done)
+    return GridResult(at_step, exponents, tail.nan_to_num(math.inf, math.inf, math.inf).tolist(), done,
+                      time.perf_counter() - t_start)

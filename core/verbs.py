@@ -111,7 +111,7 @@ def _grid(t: Trainer, v: Values, job: Job) -> Outcome:
     best = "none" if result.best_exponent is None else f"{result.best_exponent:g}"
     finite = [loss for loss in result.losses if loss != float("inf")]
     low = f", its loss {min(finite):.4f}" if finite else ""
-    return Outcome(f"grid: {len(result.exponents)} models x {result.steps} steps; best lr exponent {best}{low}",
+    return Outcome(f"grid: {len(result.exponents)} models x {result.steps} steps in {result.seconds:.2f} s; best lr exponent {best}{low}",
                    grid=result)
 
 
