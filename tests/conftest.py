@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
@@ -14,7 +15,12 @@ LECTURE_NAMES = REPO.parent / "shared" / "data" / "names.txt"  # makemore's name
 
 # The run store's default place (platformdirs: $XDG_DATA_HOME/charmlp-tui/runs.db) is a scratch folder
 # for the whole test session, so no test writes into the user's own runs; subprocesses inherit it.
-os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="charmlp-tests-data-")
+DATA_HOME = tempfile.mkdtemp(prefix="charmlp-tests-data-")
+os.environ["XDG_DATA_HOME"] = DATA_HOME
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(DATA_HOME, ignore_errors=True)  # a run of the tests leaves no folder behind
 
 
 @pytest.fixture
