@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING
 from core.actions import Action, Outcome
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core import ranges
-from core.checkpoint_fields import first_line
-from core.errors import ConfigError, StoreBusyError, StoreError
+from core.errors import StoreBusyError, StoreError
 from core.history import EvalPoint
 from core.recording import SessionRecord
-from core.run_blobs import (Segments, evals_blob, history_chunks, params_blob, read_evals, read_state, schedule,
-                             segments, snapshot_blobs, tensor_bytes)
+from core.stored_runs import resume_configs, stored_state
+from core.run_blobs import (Segments, evals_blob, history_chunks, params_blob, read_evals, schedule, segments,
+                             snapshot_blobs, tensor_bytes)
 from core.state import ModelSnapshot, TrainingState
-from core.store import History, RunRow, RunStore, StoredState
+from core.store import RunRow, RunStore, StoredState
 
 if TYPE_CHECKING:
     from core.trainer import Trainer
@@ -43,20 +43,6 @@ BUSY_TRIES = 3  # saves in a row that may find the store locked past its wait be
 
 # the flags that rebuild a model from scratch (tui.settings.Settings.argv_for): kept with each run
 ArgvFn = Callable[[ModelConfig, TrainConfig, "Path | None"], list[str]]
-
-
-def resume_configs(run: RunRow) -> tuple[DataConfig, ModelConfig, TrainConfig]:
-    """The data, model and training a run was made with: what --resume rebuilds (a StoreError line
-    if the stored values are not settings this program takes)."""
-    try:
-        split = tuple(float(f) for f in run.split.split(","))
-        data = DataConfig(path=Path(run.data_path) if run.data_path else None, split=(split[0], split[1], split[2]))
-        model = ModelConfig(run.block_size, run.emb_dim, run.hidden, run.init_seed, run.init)
-        return data, model, TrainConfig(batch_size=run.batch_size, lr_exponent=run.lr_exponent,
-                                        batch_seed=run.batch_seed)
-    except (ValueError, IndexError, ConfigError) as e:
-        raise StoreError(f"run {run.name!r}: its stored settings are damaged ({first_line(e)}); "
-                         "it cannot be resumed") from None
 
 
 class RunKeeper:
@@ -135,7 +121,7 @@ class RunKeeper:
     def resume(self, trainer: Trainer, run: RunRow) -> None:
         """Continue `run` on a trainer built from resume_configs(run): its state, snapshots and
         script put back (StoreError, nothing changed, if it cannot be)."""
-        state, snapshots, engine = self._stored_state(trainer, run)
+        state, snapshots, engine = stored_state(self._need_store(), trainer, run)
         assert self.store is not None
         self._install(trainer, run, state, snapshots, engine)  # all that can be refused, before the store is written
         self.store.claim(run)
@@ -153,7 +139,7 @@ class RunKeeper:
         if data.split != self.data.split or data.path != here:
             raise StoreError(f"run {name!r} was trained on {run.data_source} with split {run.split}; to continue it, "
                              f"start charmlp-tui --resume {name}")
-        state, snapshots, engine = self._stored_state(trainer, run)
+        state, snapshots, engine = stored_state(self._need_store(), trainer, run)
         if (line := self._save(trainer)) is not None:
             raise StoreError(line)
         store.claim(run)
@@ -165,24 +151,6 @@ class RunKeeper:
         self._release()
         self._install(trainer, run, state, snapshots, engine)
         return run
-
-    def _stored_state(self, trainer: Trainer, run: RunRow) -> tuple[TrainingState, list[ModelSnapshot], str]:
-        """The run's latest state, its snapshots and the engine it last ran on, all checked."""
-        store = self._need_store()
-        if trainer.dataset.words_digest != run.data_digest:
-            raise StoreError(f"run {run.name!r} was trained on other words than {trainer.dataset.source} holds now "
-                             "(the file changed); it cannot be resumed exactly")
-        shown = f"run {run.name!r}"
-        if run.vocab != trainer.dataset.vocab.chars:  # the same words make the same vocabulary: the row lies
-            raise StoreError(f"{shown}: its stored vocabulary differs from its words' (damaged); it cannot be resumed")
-        stored = store.state(run.id)
-        if stored is None:
-            raise StoreError(f"{shown}: has no stored state; it cannot be resumed")
-        state = read_state(run, stored, store.history(run.id), shown)
-        snapshots = [ModelSnapshot(k.name, read_state(run, k.state, [History(0, k.lr, k.loss, k.diagnostics)],
-                                                      f"{shown} snapshot {k.name!r}"), k.dev_loss)
-                     for k in store.snapshots(run.id)]
-        return state, snapshots, stored.engine
 
     def _install(self, trainer: Trainer, run: RunRow, state: TrainingState, snapshots: list[ModelSnapshot],
                  engine: str) -> None:

@@ -12,7 +12,8 @@ from core.checkpoint import load_checkpoint
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.dataset import Dataset, make_dataset
 from core.errors import CharMLPError, ConfigError, StoreError
-from core.keeping import ArgvFn, RunKeeper, resume_configs
+from core.keeping import ArgvFn, RunKeeper
+from core.stored_runs import resume_configs
 from core.store import RunStore, default_path
 from core.reading import shown_path
 from core.trainer import Trainer
