@@ -27,7 +27,10 @@
 
 namespace {
 
-enum class Init { zero, row_bias, col_bias, accumulate };
+// What a product does with its sums: store them, plus a bias per row or column, add them scaled
+// to out, or times tanh's derivative (1 - h², h laid out as out: the backward pass through tanh
+// in the epilogue, not a pass of its own over dhT and hT).
+enum class Init { zero, row_bias, col_bias, accumulate, tanh_grad };
 
 // out[r, j:j+VW*NV] (=|+=) Σ_k a[r*ars + k*aks] * b[k*ldb + j : …] for R rows from r0:
 // R*NV independent vector accumulators, one broadcast of a per row and step of k. Inlined: as a
@@ -53,6 +56,11 @@ __attribute__((always_inline)) inline void block(int r0, int j, int K, const flo
                 case Init::row_bias: res += bias[r0 + i]; break;
                 case Init::col_bias: res += load(bias + j + v * VW); break;
                 case Init::accumulate: res = load(o) + scale * res; break;
+                case Init::tanh_grad: {  // bias is h
+                    const vf h = load(bias + (o - out));
+                    res *= 1.0f - h * h;
+                    break;
+                }
             }
             store(o, res);
         }
@@ -158,7 +166,7 @@ extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, flo
     float *hT = zeros((long)Hp * Bp);       // (Hp, Bp) tanh activations, transposed
     float *lT = zeros((long)Vp * Bp);       // (Vp, Bp) logits, transposed, then dloss/dlogits * B
     float *dl = zeros((long)Bp * Vp);       // (Bp, Vp) the same, batch-major
-    float *dhT = zeros((long)Hp * Bp);      // (Hp, Bp) B * dloss/dh, then dloss/dz
+    float *dhT = zeros((long)Hp * Bp);      // (Hp, Bp) B * dloss/dz
     float *dz = zeros((long)Bp * Hp);       // (Bp, Hp) B * dloss/dz
     float *dxT = zeros((long)TE * Bp);      // (TE, Bp) B * dloss/dx
     float *all[] = {w1, bias1, w2, bias2, xT, hT, lT, dl, dhT, dz, dxT};
@@ -187,16 +195,11 @@ extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, flo
         gemm(V, Bp, H, w2, 1, Vp, hT, Bp, lT, Bp, Init::row_bias, bias2);
         losses[s] = softmax_minus_onehot(lT, B, Bp, V, ys) / B;
         transpose(Vp, Bp, lT, Bp, dl, Vp);
-        // backward: dhT = W2 dlᵀ before W2 changes; W2 += c hᵀ dl, b2 += c Σ dl
-        gemm(H, Bp, V, w2, Vp, 1, lT, Bp, dhT, Bp, Init::zero);
+        // backward: dzT = (W2 dlᵀ) (1 - hT²) (through tanh) before W2 changes; W2 += c hᵀ dl, b2 += c Σ dl
+        gemm(H, Bp, V, w2, Vp, 1, lT, Bp, dhT, Bp, Init::tanh_grad, hT);
         gemm(H, Vp, B, hT, Bp, 1, dl, Vp, w2, Vp, Init::accumulate, nullptr, c);
         for (int b = 0; b < B; ++b)
             for (int v = 0; v < Vp; v += VW) store(bias2 + v, load(bias2 + v) + c * load(dl + (long)b * Vp + v));
-        // through tanh: dzT = dhT (1 - hT²)
-        for (long i = 0; i < (long)H * Bp; i += VW) {
-            vf h = load(hT + i);
-            store(dhT + i, load(dhT + i) * (1.0f - h * h));
-        }
         // dxT = W1 dzT before W1 changes; W1 += c xᵀ dz, b1 += c Σ dz; C += c dx at the contexts
         gemm(TE, Bp, H, w1, Hp, 1, dhT, Bp, dxT, Bp, Init::zero);
         transpose(Hp, Bp, dhT, Bp, dz, Hp);
