@@ -138,40 +138,17 @@ void sum_by_row(int B, int T, int E, long TEp, long Ep, const float *dx, const i
             }
 }
 
-}  // namespace
+// One step's examples: contexts xs (B, T) and targets ys (B), as ids.
+struct Examples {
+    const int64_t *xs, *ys;
+};
 
-// Floats per vector in this build (the log says it).
-extern "C" int sgd_vector_floats() { return VW; }
-
-// 1 if this CPU has the instructions this build was compiled for (CHARMLP_NATIVE_ARCH may name a
-// wider target than the machine's), else 0: calling sgd_chunk then would kill the process.
-extern "C" int sgd_runs_here() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-#if defined(__AVX512F__)
-    if (!__builtin_cpu_supports("avx512f")) return 0;
-#endif
-#if defined(__AVX2__)
-    if (!__builtin_cpu_supports("avx2")) return 0;
-#endif
-#if defined(__FMA__)
-    if (!__builtin_cpu_supports("fma")) return 0;
-#endif
-#if defined(__AVX__)
-    if (!__builtin_cpu_supports("avx")) return 0;
-#endif
-#if defined(__SSE4_2__)
-    if (!__builtin_cpu_supports("sse4.2")) return 0;
-#endif
-#endif
-    return 1;
-}
-
-// k steps on minibatches X (k, B, T) and Y (k, B) at learning rates lrs (k); parameters C (V, E),
-// W1 (T*E, H), b1 (H), W2 (H, V), b2 (V), contiguous float32, updated in place; losses (k) gets
-// each step's mean minibatch loss. Returns 0, or -1 when out of memory.
-extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *b1, float *W2,
-                         float *b2, const int64_t *X, const int64_t *Y, const float *lrs, float *losses) {
+// k steps on the examples examples_of(s) gives for step s, at learning rates lrs (k); parameters C
+// (V, E), W1 (T*E, H), b1 (H), W2 (H, V), b2 (V), contiguous float32, updated in place; losses
+// (k) gets each step's mean minibatch loss. Returns 0, or -1 when out of memory.
+template <class ExamplesOf>
+int steps(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *b1, float *W2, float *b2,
+          ExamplesOf examples_of, const float *lrs, float *losses) {
     const int TE = T * E, TEp = padded(TE), Ep = padded(E), Bp = padded(B), Hp = padded(H), Vp = padded(V);
     float *w1 = zeros((long)TE * Hp), *bias1 = zeros(Hp), *w2 = zeros((long)Hp * Vp), *bias2 = zeros(Vp);
     float *xT = zeros((long)TE * Bp);       // (TE, Bp) the gathered embeddings, transposed
@@ -195,7 +172,7 @@ extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, flo
     std::memcpy(bias2, b2, V * sizeof(float));
 
     for (int s = 0; s < k; ++s) {
-        const int64_t *xs = X + (long)s * B * T, *ys = Y + (long)s * B;
+        const auto [xs, ys] = examples_of(s);
         const float c = -lrs[s] / B;  // every gradient below is B times the true one
         // gathered VW examples at a time, like the transposes: row by row at batch 512 (a 2 KB
         // stride) the scan measured 1.5x the time per multiply-add of batch 256
@@ -235,4 +212,59 @@ extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, flo
     std::memcpy(b2, bias2, V * sizeof(float));
     for (float *p : all) std::free(p);
     return 0;
+}
+
+}  // namespace
+
+// Floats per vector in this build (the log says it).
+extern "C" int sgd_vector_floats() { return VW; }
+
+// 1 if this CPU has the instructions this build was compiled for (CHARMLP_NATIVE_ARCH may name a
+// wider target than the machine's), else 0: calling sgd_chunk then would kill the process.
+extern "C" int sgd_runs_here() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+#if defined(__AVX512F__)
+    if (!__builtin_cpu_supports("avx512f")) return 0;
+#endif
+#if defined(__AVX2__)
+    if (!__builtin_cpu_supports("avx2")) return 0;
+#endif
+#if defined(__FMA__)
+    if (!__builtin_cpu_supports("fma")) return 0;
+#endif
+#if defined(__AVX__)
+    if (!__builtin_cpu_supports("avx")) return 0;
+#endif
+#if defined(__SSE4_2__)
+    if (!__builtin_cpu_supports("sse4.2")) return 0;
+#endif
+#endif
+    return 1;
+}
+
+// k steps on minibatches X (k, B, T) and Y (k, B), int64 ids; the rest as steps().
+extern "C" int sgd_chunk(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *b1, float *W2,
+                         float *b2, const int64_t *X, const int64_t *Y, const float *lrs, float *losses) {
+    const auto given = [=](int s) { return Examples{X + (long)s * B * T, Y + (long)s * B}; };
+    return steps(k, B, T, E, H, V, C, W1, b1, W2, b2, given, lrs, losses);
+}
+
+// k steps on the examples at rows ix (k, B) of a split packed as uint8 rows (N, T + 1), each its
+// context then its target (core.dataset.pack): read here, so no int64 X and Y are made per chunk.
+extern "C" int sgd_chunk_rows(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *b1, float *W2,
+                              float *b2, const uint8_t *rows, const int64_t *ix, const float *lrs, float *losses) {
+    auto *ids = static_cast<int64_t *>(std::malloc((long)B * (T + 1) * sizeof(int64_t)));  // xs, then ys
+    if (!ids) return -1;
+    const auto unpacked = [=](int s) {
+        for (int b = 0; b < B; ++b) {
+            const uint8_t *row = rows + ix[(long)s * B + b] * (T + 1);
+            for (int t = 0; t < T; ++t) ids[b * T + t] = row[t];
+            ids[(long)B * T + b] = row[T];
+        }
+        return Examples{ids, ids + (long)B * T};
+    };
+    const int done = steps(k, B, T, E, H, V, C, W1, b1, W2, b2, unpacked, lrs, losses);
+    std::free(ids);
+    return done;
 }
