@@ -126,15 +126,15 @@ float softmax_minus_onehot(float *lT, int B, int Bp, int V, const int64_t *ys) {
     return loss;
 }
 
-// dC (V rows, Ep apart) = Σ dx over the examples whose context has each row of C: one vector
-// added to an aligned row per position and example (a row drawn twice adds to the very floats
-// it stored, which the CPU forwards), the lanes past E masked off. dx: (B rows, TEp apart).
-void sum_by_row(int B, int T, int E, long TEp, long Ep, const float *dx, const int64_t *xs, float *dC) {
+// emb (V rows, Ep apart: C in aligned rows) += c dx (B rows, TEp apart) at each example's
+// context, one vector per position and example, the lanes past E masked off: a row drawn twice
+// gets both updates in turn, from the very floats it stored, which the CPU forwards
+void add_at_contexts(int B, int T, int E, long TEp, long Ep, float c, const float *dx, const int64_t *xs, float *emb) {
     for (int b = 0; b < B; ++b)
         for (int t = 0; t < T; ++t)
             for (int e = 0; e < E; e += VW) {
-                float *row = dC + xs[b * T + t] * Ep + e;
-                store(row, load(row) + (lanes() < E - e ? loadu(dx + b * TEp + t * E + e) : vf{}));
+                float *row = emb + xs[b * T + t] * Ep + e;
+                store(row, load(row) + (lanes() < E - e ? c * loadu(dx + b * TEp + t * E + e) : vf{}));
             }
 }
 
@@ -150,6 +150,7 @@ template <class ExamplesOf>
 int steps(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *b1, float *W2, float *b2,
           ExamplesOf examples_of, const float *lrs, float *losses) {
     const int TE = T * E, TEp = padded(TE), Ep = padded(E), Bp = padded(B), Hp = padded(H), Vp = padded(V);
+    float *emb = zeros((long)V * Ep);       // (V, Ep) C
     float *w1 = zeros((long)TE * Hp), *bias1 = zeros(Hp), *w2 = zeros((long)Hp * Vp), *bias2 = zeros(Vp);
     float *xT = zeros((long)TE * Bp);       // (TE, Bp) the gathered embeddings, transposed
     float *hT = zeros((long)Hp * Bp);       // (Hp, Bp) tanh activations, transposed
@@ -158,14 +159,14 @@ int steps(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *
     float *dhT = zeros((long)Hp * Bp);      // (Hp, Bp) B * dloss/dz
     float *dz = zeros((long)Bp * Hp);       // (Bp, Hp) B * dloss/dz
     float *dxT = zeros((long)TEp * Bp);     // (TEp, Bp) B * dloss/dx
-    float *dx = zeros((long)Bp * TEp + VW); // (Bp, TEp) the same, batch-major, and slack for sum_by_row
-    float *dC = zeros((long)V * Ep);        // (V, Ep) B * dloss/dC
-    float *all[] = {w1, bias1, w2, bias2, xT, hT, lT, dl, dhT, dz, dxT, dx, dC};
+    float *dx = zeros((long)Bp * TEp + VW); // (Bp, TEp) the same, batch-major, and slack for add_at_contexts
+    float *all[] = {emb, w1, bias1, w2, bias2, xT, hT, lT, dl, dhT, dz, dxT, dx};
     for (float *p : all)
         if (!p) {
             for (float *q : all) std::free(q);
             return -1;
         }
+    for (int v = 0; v < V; ++v) std::memcpy(emb + (long)v * Ep, C + (long)v * E, E * sizeof(float));
     for (int j = 0; j < TE; ++j) std::memcpy(w1 + (long)j * Hp, W1 + (long)j * H, H * sizeof(float));
     std::memcpy(bias1, b1, H * sizeof(float));
     for (int h = 0; h < H; ++h) std::memcpy(w2 + (long)h * Vp, W2 + (long)h * V, V * sizeof(float));
@@ -179,7 +180,7 @@ int steps(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *
         for (int b0 = 0; b0 < B; b0 += VW)
             for (int t = 0; t < T; ++t)
                 for (int e = 0; e < E; ++e)
-                    for (int b = b0; b < B && b < b0 + VW; ++b) xT[(long)(t * E + e) * Bp + b] = C[xs[b * T + t] * E + e];
+                    for (int b = b0; b < B && b < b0 + VW; ++b) xT[(long)(t * E + e) * Bp + b] = emb[xs[b * T + t] * Ep + e];
         // forward: hT = tanh(W1ᵀ xᵀ + b1), lT = W2ᵀ hT + b2
         gemm(H, Bp, TE, w1, 1, Hp, xT, Bp, hT, Bp, Init::row_bias, bias1);
         for (long i = 0; i < (long)H * Bp; i += VW) store(hT + i, vtanh(load(hT + i)));
@@ -198,14 +199,12 @@ int steps(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *
         for (int b = 0; b < B; ++b)
             for (int h = 0; h < Hp; h += VW) store(bias1 + h, load(bias1 + h) + c * load(dz + (long)b * Hp + h));
         transpose(TEp, Bp, dxT, Bp, dx, TEp);
-        // summed per row of C, then added: one float at a time into C, a row drawn twice waiting on
-        // its own store, this took 0.88 µs of the 20.5 a step at emb 10 / hidden 200 (now 0.48)
-        std::memset(dC, 0, (long)V * Ep * sizeof(float));
-        sum_by_row(B, T, E, TEp, Ep, dx, xs, dC);
-        for (int v = 0; v < V; ++v)
-            for (int e = 0; e < E; ++e) C[v * E + e] += c * dC[v * Ep + e];
+        // a vector at a time into aligned rows: one float at a time into C, a row drawn twice
+        // waiting on its own store, this took 0.88 µs of the 20.5 a step at emb 10 / hidden 200
+        add_at_contexts(B, T, E, TEp, Ep, c, dx, xs, emb);
     }
 
+    for (int v = 0; v < V; ++v) std::memcpy(C + (long)v * E, emb + (long)v * Ep, E * sizeof(float));
     for (int j = 0; j < TE; ++j) std::memcpy(W1 + (long)j * H, w1 + (long)j * Hp, H * sizeof(float));
     std::memcpy(b1, bias1, H * sizeof(float));
     for (int h = 0; h < H; ++h) std::memcpy(W2 + (long)h * V, w2 + (long)h * Vp, V * sizeof(float));
