@@ -138,6 +138,15 @@ void add_at_contexts(int B, int T, int E, long TEp, long Ep, float c, const floa
             }
 }
 
+// x (B rows, TEp apart) = each example's T embedding rows side by side, a vector copied at a time
+// from emb's aligned rows (V, Ep), spilling its zero padding past E, which the next copy
+// overwrites (the last ones land in x's padding columns, the next row, or the slack past x's end)
+void gather(int B, int T, int E, long TEp, long Ep, const float *emb, const int64_t *xs, float *x) {
+    for (int b = 0; b < B; ++b)
+        for (int t = 0; t < T; ++t)
+            for (int e = 0; e < E; e += VW) storeu(x + b * TEp + t * E + e, load(emb + xs[b * T + t] * Ep + e));
+}
+
 // One step's examples: contexts xs (B, T) and targets ys (B), as ids.
 struct Examples {
     const int64_t *xs, *ys;
@@ -152,7 +161,8 @@ int steps(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *
     const int TE = T * E, TEp = padded(TE), Ep = padded(E), Bp = padded(B), Hp = padded(H), Vp = padded(V);
     float *emb = zeros((long)V * Ep);       // (V, Ep) C
     float *w1 = zeros((long)TE * Hp), *bias1 = zeros(Hp), *w2 = zeros((long)Hp * Vp), *bias2 = zeros(Vp);
-    float *xT = zeros((long)TE * Bp);       // (TE, Bp) the gathered embeddings, transposed
+    float *x = zeros((long)Bp * TEp + VW);  // (Bp, TEp) the gathered embeddings, and slack for gather
+    float *xT = zeros((long)TEp * Bp);      // (TEp, Bp) the same, transposed
     float *hT = zeros((long)Hp * Bp);       // (Hp, Bp) tanh activations, transposed
     float *lT = zeros((long)Vp * Bp);       // (Vp, Bp) logits, transposed, then dloss/dlogits * B
     float *dl = zeros((long)Bp * Vp);       // (Bp, Vp) the same, batch-major
@@ -160,7 +170,7 @@ int steps(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *
     float *dz = zeros((long)Bp * Hp);       // (Bp, Hp) B * dloss/dz
     float *dxT = zeros((long)TEp * Bp);     // (TEp, Bp) B * dloss/dx
     float *dx = zeros((long)Bp * TEp + VW); // (Bp, TEp) the same, batch-major, and slack for add_at_contexts
-    float *all[] = {emb, w1, bias1, w2, bias2, xT, hT, lT, dl, dhT, dz, dxT, dx};
+    float *all[] = {emb, w1, bias1, w2, bias2, x, xT, hT, lT, dl, dhT, dz, dxT, dx};
     for (float *p : all)
         if (!p) {
             for (float *q : all) std::free(q);
@@ -175,12 +185,8 @@ int steps(int k, int B, int T, int E, int H, int V, float *C, float *W1, float *
     for (int s = 0; s < k; ++s) {
         const auto [xs, ys] = examples_of(s);
         const float c = -lrs[s] / B;  // every gradient below is B times the true one
-        // gathered VW examples at a time, like the transposes: row by row at batch 512 (a 2 KB
-        // stride) the scan measured 1.5x the time per multiply-add of batch 256
-        for (int b0 = 0; b0 < B; b0 += VW)
-            for (int t = 0; t < T; ++t)
-                for (int e = 0; e < E; ++e)
-                    for (int b = b0; b < B && b < b0 + VW; ++b) xT[(long)(t * E + e) * Bp + b] = emb[xs[b * T + t] * Ep + e];
+        gather(B, T, E, TEp, Ep, emb, xs, x);
+        transpose(Bp, TEp, x, TEp, xT, Bp);
         // forward: hT = tanh(W1ᵀ xᵀ + b1), lT = W2ᵀ hT + b2
         gemm(H, Bp, TE, w1, 1, Hp, xT, Bp, hT, Bp, Init::row_bias, bias1);
         for (long i = 0; i < (long)H * Bp; i += VW) store(hT + i, vtanh(load(hT + i)));

@@ -28,6 +28,7 @@ inline vf loadu(const float *p) {  // at any float's address
     std::memcpy(&v, p, sizeof v);
     return v;
 }
+inline void storeu(float *p, vf v) { std::memcpy(p, &v, sizeof v); }
 
 // e^x to ~1 ulp (Cephes' expf polynomial after x = n ln2 + r); clamped to the float range.
 inline vf vexp(vf x) {
