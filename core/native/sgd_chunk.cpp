@@ -121,10 +121,15 @@ float softmax_minus_onehot(float *lT, int B, int Bp, int V, const int64_t *ys) {
         }
         const vf inv = lanes() < B - b0 ? 1.0f / sum : vf{};  // the columns past B get no gradient
         for (int v = 0; v < V; ++v) store(col + (long)v * Bp, load(col + (long)v * Bp) * inv);
+        // -log softmax(l)[y] = log sum - (l[y] - top); the logs of the sums as one log of their
+        // product (each in [1, V]: VW of them fit a double), not a scalar log per example
+        double sums = 1;
         for (int b = b0; b < B && b < b0 + VW; ++b) {
-            loss += std::log(sum[b - b0]) - (picked[b - b0] - top[b - b0]);  // -log softmax(l)[y]
+            sums *= sum[b - b0];
+            loss -= picked[b - b0] - top[b - b0];
             lT[ys[b] * Bp + b] -= 1.0f;
         }
+        loss += (float)std::log(sums);
     }
     return loss;
 }
