@@ -56,10 +56,11 @@ class Minibatches:
         """X (k, B, T), Y (k, B), contiguous int64, the same from the split's rows as from its X and Y.
         index_select, not X[ix]: indexing with a 2-D ix costs several times more."""
         (k, B), s, ix = self.ix.shape, self.split, self.ix.reshape(-1)
+        T = s.X.shape[1]  # named, not -1: k may be 0 (a replay of no steps)
         if s.rows is None:
-            return torch.index_select(s.X, 0, ix).view(k, B, -1), torch.index_select(s.Y, 0, ix).view(k, B)
+            return torch.index_select(s.X, 0, ix).view(k, B, T), torch.index_select(s.Y, 0, ix).view(k, B)
         rows = torch.index_select(s.rows, 0, ix)  # (k B, T + 1)
-        return (rows[:, :-1].to(torch.int64, memory_format=torch.contiguous_format).view(k, B, -1),
+        return (rows[:, :-1].to(torch.int64, memory_format=torch.contiguous_format).view(k, B, T),
                 rows[:, -1].to(torch.int64).view(k, B))
 
 
