@@ -23,23 +23,45 @@ class Split:
     X: torch.Tensor  # (N, block_size) int64 contexts
     Y: torch.Tensor  # (N,) int64 next-character ids
     # (N, block_size + 1) uint8: each example's X and Y in one row, where the ids fit in a byte
-    # (pack); None otherwise. What get_batch gathers from: 4 bytes an example at block 3 stay in
-    # the cache where X and Y's 32 do not (1.2 -> 0.45 µs a step through the compiled steps' runs)
+    # (pack); None otherwise. What minibatches are read from (Minibatches.tensors, and the compiled
+    # steps themselves): 4 bytes an example at block 3 stay in the cache where X and Y's 32 do not
+    # (1.2 -> 0.45 µs a step through the compiled steps' runs)
     rows: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.Y.shape[0]
 
+    def draw(self, n_steps: int, batch_size: int, gen: torch.Generator) -> Minibatches:
+        """Minibatches for n_steps steps, drawn uniformly with gen: which examples, (n_steps, B)."""
+        return Minibatches(self, torch.randint(0, len(self), (n_steps, batch_size), generator=gen))
+
     def get_batch(self, n_steps: int, batch_size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Minibatches for n_steps steps, drawn uniformly with gen: X (n_steps, B, T), Y (n_steps, B),
-        contiguous int64, the same from `rows` as from X and Y. index_select, not X[ix]: indexing
-        with a 2-D ix costs several times more."""
-        ix = torch.randint(0, len(self), (n_steps, batch_size), generator=gen).view(-1)  # (k B,)
-        if self.rows is None:
-            return torch.index_select(self.X, 0, ix).view(n_steps, batch_size, -1), torch.index_select(self.Y, 0, ix).view(n_steps, batch_size)
-        rows = torch.index_select(self.rows, 0, ix)  # (k B, T + 1)
-        return (rows[:, :-1].to(torch.int64, memory_format=torch.contiguous_format).view(n_steps, batch_size, -1),
-                rows[:, -1].to(torch.int64).view(n_steps, batch_size))
+        """The examples of draw(n_steps, batch_size, gen): X (n_steps, B, T), Y (n_steps, B)."""
+        return self.draw(n_steps, batch_size, gen).tensors()
+
+
+@dataclass(frozen=True)
+class Minibatches:
+    """Minibatches of a split, as which of its examples each holds: ix (k, B). The compiled steps
+    read the examples from the split's packed rows themselves; tensors() makes X and Y."""
+
+    split: Split
+    ix: torch.Tensor  # (k, B) int64
+
+    def head(self, n_steps: int) -> Minibatches:
+        """The first n_steps minibatches."""
+        return Minibatches(self.split, self.ix[:n_steps])
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """X (k, B, T), Y (k, B), contiguous int64, the same from the split's rows as from its X and Y.
+        index_select, not X[ix]: indexing with a 2-D ix costs several times more."""
+        (k, B), s, ix = self.ix.shape, self.split, self.ix.reshape(-1)
+        T = s.X.shape[1]  # named, not -1: k may be 0 (a replay of no steps)
+        if s.rows is None:
+            return torch.index_select(s.X, 0, ix).view(k, B, T), torch.index_select(s.Y, 0, ix).view(k, B)
+        rows = torch.index_select(s.rows, 0, ix)  # (k B, T + 1)
+        return (rows[:, :-1].to(torch.int64, memory_format=torch.contiguous_format).view(k, B, T),
+                rows[:, -1].to(torch.int64).view(k, B))
 
 
 def pack(X: torch.Tensor, Y: torch.Tensor, vocab_size: int) -> torch.Tensor | None:

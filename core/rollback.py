@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
+from core.dataset import Minibatches
 from core.model import Params
 from core.step import Stepper
 
@@ -16,8 +15,7 @@ class Chunk:
 
     start: int  # the step the chunk started at
     params: Params  # a copy of the parameters at that step
-    X: torch.Tensor  # (k, B, T) its minibatches
-    Y: torch.Tensor  # (k, B)
+    batches: Minibatches  # its minibatches
     lr: float
     stepper: Stepper  # what ran it: a replay must use the same, to land exactly
 
@@ -41,5 +39,5 @@ class KeptChunks:
         target = max(target, source.start)
         params.copy_(source.params)
         n = target - source.start
-        source.stepper.run(source.X[:n], source.Y[:n], [source.lr] * n)
+        source.stepper.run_batches(source.batches.head(n), [source.lr] * n)
         return target

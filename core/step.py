@@ -28,6 +28,7 @@ from typing import Protocol
 
 import torch
 
+from core.dataset import Minibatches
 from core.model import Params
 
 TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input  # dh * (1 - h²) in one call
@@ -39,6 +40,11 @@ class Stepper(Protocol):
 
     def run(self, X: torch.Tensor, Y: torch.Tensor, lrs: list[float]) -> torch.Tensor:
         """One step per minibatch of X (k, B, T), Y (k, B) at lrs[i]; the k minibatch losses."""
+        ...
+
+    def run_batches(self, batches: Minibatches, lrs: list[float]) -> torch.Tensor:
+        """The same for minibatches drawn from a split (the same losses and parameters as run on
+        their tensors() would give: a replay may take either way)."""
         ...
 
 
@@ -94,6 +100,9 @@ class SGDStep:
         ids = torch.full((k, B, T + 1), V, dtype=X.dtype)
         ids[:, :, :T] = X.reshape(k, B, T)
         return ids.view(k, B * (T + 1))
+
+    def run_batches(self, batches: Minibatches, lrs: list[float]) -> torch.Tensor:
+        return self.run(*batches.tensors(), lrs)
 
     @torch.inference_mode()  # no autograd bookkeeping per call and per view
     def run(self, X: torch.Tensor, Y: torch.Tensor, lrs: list[float]) -> torch.Tensor:

@@ -187,9 +187,9 @@ class Trainer:
         while done < n_steps:
             k = min(chunk, n_steps - done)
             t0 = time.perf_counter()
-            X, Y = train.get_batch(k, B, self._batch_gen)  # (k, B, T), (k, B)
-            current = kept.add(Chunk(self.step, self.params.clone(), X, Y, self.lr, self._stepper()))
-            losses = current.stepper.run(current.X, current.Y, [current.lr] * k)
+            batches = train.draw(k, B, self._batch_gen)
+            current = kept.add(Chunk(self.step, self.params.clone(), batches, self.lr, self._stepper()))
+            losses = current.stepper.run_batches(batches, [current.lr] * k)
             bad = watch.first_bad(losses.tolist())
             if bad is not None:
                 target = start_step if watch.last_ok is None else start_step + watch.last_ok

@@ -107,6 +107,19 @@ def test_a_chunk_split_in_two_calls_lands_exactly_where_one_call_does(kernel, tr
     assert all(torch.equal(a, b) for a, b in zip(whole.tensors(), split.tensors()))
 
 
+@pytest.mark.parametrize("arch", ARCHES)
+def test_steps_on_packed_rows_land_exactly_where_steps_on_x_and_y_do(kernels, trainer, arch):
+    """A run reads its minibatches from the split's packed rows; a replay may take either way."""
+    train = trainer.dataset.train
+    batches = train.draw(150, trainer.train_config.batch_size, torch.Generator().manual_seed(3))
+    assert train.rows is not None
+    lrs = torch.logspace(-2, -0.5, 150).tolist()
+    from_rows, from_tensors = trainer.params.clone(), trainer.params.clone()
+    losses = kernels[arch].run_rows(from_rows, train.rows, batches.ix, lrs)
+    assert torch.equal(losses, kernels[arch].run(from_tensors, *batches.tensors(), lrs))
+    assert all(torch.equal(a, b) for a, b in zip(from_rows.tensors(), from_tensors.tensors()))
+
+
 def test_each_model_of_the_native_grid_is_the_single_model_run(kernel, trainer):
     from concurrent.futures import ThreadPoolExecutor
 
@@ -284,7 +297,7 @@ def test_a_library_this_cpu_cannot_run_is_refused_before_it_is_called(kernel, mo
 
     library = ctypes.CDLL(str(kernel.path))
     monkeypatch.setattr(ctypes, "CDLL", lambda path: type("Lib", (), {"sgd_chunk": library.sgd_chunk,
-                        "sgd_vector_floats": library.sgd_vector_floats, "sgd_runs_here": lambda self=None: 0})())
+                        "sgd_chunk_rows": library.sgd_chunk_rows, "sgd_vector_floats": library.sgd_vector_floats, "sgd_runs_here": lambda self=None: 0})())
     with pytest.raises(native.BuildError, match="whose instructions this CPU lacks"):
         native.NativeKernel(kernel.path, "x86-64-v4")
 

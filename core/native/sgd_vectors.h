@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <utility>
 
 namespace {
@@ -22,6 +23,12 @@ inline int padded(int n) { return (n + VW - 1) / VW * VW; }
 inline vf load(const float *p) { return *reinterpret_cast<const vf *>(p); }
 inline void store(float *p, vf v) { *reinterpret_cast<vf *>(p) = v; }
 inline vf splat(float x) { return vf{} + x; }
+inline vf loadu(const float *p) {  // at any float's address
+    vf v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline void storeu(float *p, vf v) { std::memcpy(p, &v, sizeof v); }
 
 // e^x to ~1 ulp (Cephes' expf polynomial after x = n ln2 + r); clamped to the float range.
 inline vf vexp(vf x) {
