@@ -51,7 +51,7 @@ def cache_with_good_library(good, folder: Path) -> Path:
     library = native._library_path(folder, native._compiler(), native.target_arch())
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(good[1], library)
-    shutil.copyfile(native._record_path(good[1]), native._record_path(library))
+    shutil.copyfile(native.record_path(good[1]), native.record_path(library))
     return library
 
 
@@ -68,7 +68,7 @@ def assert_rebuilt(good, cache: Path, reason: str) -> native.NativeKernel:
     kernel, how = native.build(cache)
     assert "built with" in how and f"the cached library was not used: {reason}" in how, how
     library = native._library_path(cache, native._compiler(), native.target_arch())
-    assert native._check_cached(library) is None  # a whole library and its record now
+    assert native.check_cached(library) is None  # a whole library and its record now
     assert same_steps(kernel, good[0])
     return kernel
 
@@ -76,9 +76,9 @@ def assert_rebuilt(good, cache: Path, reason: str) -> native.NativeKernel:
 def test_the_record_beside_a_build_matches_it_and_a_cached_load_is_fast(good, copying_compiler):
     library = good[1]
     data = library.read_bytes()
-    assert native._record_path(library).read_text() == native._fingerprint(data)
+    assert native.record_path(library).read_text() == native.fingerprint(data)
     t0 = time.perf_counter()
-    assert native._check_cached(library) is None
+    assert native.check_cached(library) is None
     assert time.perf_counter() - t0 < 0.05  # read and hash ~100 KB: well under a millisecond, here with room
     kernel, how = native.build(library.parent)
     assert "from the cache" in how and not copying_compiler
@@ -105,7 +105,7 @@ def test_a_truncated_library_is_built_again_for_real(good, tmp_path):
 ])
 def test_a_damaged_cache_is_built_again(good, tmp_path, copying_compiler, damage, reason):
     library = cache_with_good_library(good, tmp_path)
-    record = native._record_path(library)
+    record = native.record_path(library)
     data = bytearray(library.read_bytes())
     if damage == "flipped byte":
         data[len(data) // 2] ^= 0x01
@@ -113,12 +113,12 @@ def test_a_damaged_cache_is_built_again(good, tmp_path, copying_compiler, damage
     elif damage == "no record":  # a crash between the library's rename and the record's
         record.unlink()
     elif damage == "record that lies":
-        record.write_text(native._fingerprint(b"something else"))
+        record.write_text(native.fingerprint(b"something else"))
     elif damage == "empty library":
         library.write_bytes(b"")
     elif damage == "record of garbage":  # checks out, but is no library: the loader refuses it
         library.write_bytes(b"not a shared library")
-        record.write_text(native._fingerprint(b"not a shared library"))
+        record.write_text(native.fingerprint(b"not a shared library"))
     elif damage == "empty folder":
         library.unlink()
         library.mkdir()
@@ -142,13 +142,14 @@ def test_a_folder_with_things_in_it_is_left_and_the_build_goes_elsewhere(good, t
     assert "the cached library was not used: it is not a regular file" in how
     assert (library / "keep").exists() and same_steps(kernel, good[0])
     assert len(copying_compiler) == 2  # the cache's install failed, then one for this process only
+    assert not kernel.path.parent.exists() and kernel.cache_dir is None  # its folder gone, the library still runs
 
 
 @pytest.mark.parametrize("which", ["library", "record"])
 def test_a_fifo_in_the_cache_does_not_hang_the_start(good, tmp_path, copying_compiler, which):
     """Opening a FIFO for reading waits for a writer: the check must not open one blocking."""
     library = cache_with_good_library(good, tmp_path)
-    fifo = library if which == "library" else native._record_path(library)
+    fifo = library if which == "library" else native.record_path(library)
     fifo.unlink()
     os.mkfifo(fifo)
     result: list[object] = []
@@ -162,4 +163,4 @@ def test_a_fifo_in_the_cache_does_not_hang_the_start(good, tmp_path, copying_com
     ((kernel, how),) = result
     reason = "it is not a regular file" if which == "library" else "its checksum file cannot be read"
     assert f"the cached library was not used: {reason}" in how and same_steps(kernel, good[0])
-    assert native._check_cached(library) is None
+    assert native.check_cached(library) is None

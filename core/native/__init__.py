@@ -28,7 +28,6 @@ import os
 import platform
 import re
 import shutil
-import stat
 import subprocess
 import tempfile
 import time
@@ -41,6 +40,7 @@ from core import environment
 from core.dataset import Minibatches
 from core.errors import CharMLPError
 from core.model import Params
+from core.native.cache import check_cached, fingerprint, record_path, remove, write_replacing
 
 SOURCE = Path(__file__).with_name("sgd_chunk.cpp")
 SOURCES = (SOURCE, SOURCE.with_name("sgd_vectors.h"))  # what a build reads: all in its cache key
@@ -104,76 +104,6 @@ def _library_path(cache_dir: Path, compiler: str, arch: str) -> Path:
     return cache_dir / f"sgd_chunk-{arch}-{key.hexdigest()[:16]}.so"
 
 
-def _record_path(library: Path) -> Path:
-    """The record beside a library: its SHA-256 and size."""
-    return library.with_name(library.name + ".sha256")
-
-
-MAX_LIBRARY_BYTES = 64 << 20  # far above the ~100 KB a build makes: a record claiming more is not believed
-MAX_RECORD_BYTES = 256
-
-
-def _read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of `path` if it is a regular file of at most `limit` bytes. Opened without
-    following a link and without blocking, so a FIFO put there cannot hang the start. Raises
-    OSError, or ValueError saying what is wrong."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("is not a regular file")
-        if info.st_size > limit:
-            raise ValueError(f"is {info.st_size:,} bytes, more than {limit:,}")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            return f.read(limit + 1)
-    finally:
-        os.close(fd)
-
-
-def _fingerprint(data: bytes) -> str:
-    return f"sha256 {hashlib.sha256(data).hexdigest()}\nsize {len(data)}\n"
-
-
-def _check_cached(library: Path) -> str | None:
-    """None if the library matches the record beside it, else why not, in a few words."""
-    try:
-        record = _read_regular(_record_path(library), MAX_RECORD_BYTES).decode("ascii")
-    except FileNotFoundError:
-        return "it has no checksum beside it"
-    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
-        return f"its checksum file cannot be read ({getattr(e, 'strerror', None) or e})"
-    try:
-        data = _read_regular(library, MAX_LIBRARY_BYTES)
-    except (OSError, ValueError) as e:
-        return f"it {e}" if isinstance(e, ValueError) else f"it cannot be read ({e.strerror or e})"
-    if record != _fingerprint(data):
-        return "its size or checksum differs from the record beside it"
-    return None
-
-
-def _remove(path: Path) -> None:
-    """Clear the way for a new library: a file, link or FIFO goes; an empty directory goes; a
-    folder with things in it stays (the install then fails and the build goes to a temporary
-    folder)."""
-    try:
-        if path.is_dir() and not path.is_symlink():
-            path.rmdir()
-        else:
-            path.unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
-def _write_replacing(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def _compile(compiler: str, arch: str, target: Path) -> None:
     """Build into a temporary file next to target, then rename: another process starting at the
     same moment sees either no library or a whole one. The record of its checksum follows, the
@@ -183,11 +113,11 @@ def _compile(compiler: str, arch: str, target: Path) -> None:
     os.close(fd)
     try:
         _run_compiler(compiler, arch, Path(tmp))
-        fingerprint = _fingerprint(Path(tmp).read_bytes())
+        record = fingerprint(Path(tmp).read_bytes())
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    _write_replacing(_record_path(target), fingerprint.encode("ascii"))
+    write_replacing(record_path(target), record.encode("ascii"))
 
 
 def _run_compiler(compiler: str, arch: str, output: Path) -> None:
@@ -222,6 +152,7 @@ class NativeKernel:
             raise BuildError(f"built for {arch}, whose instructions this CPU lacks; set {environment.NATIVE_ARCH} "
                              "to a target it has (or unset it for native)")
         self.path, self.arch, self.vector_floats = path, arch, int(vector_floats())
+        self.cache_dir: Path | None = path.parent  # where its calibration is kept (None: nowhere)
         for fn in (self._fn, self._rows_fn):
             fn.restype = ctypes.c_int
             fn.argtypes = [ctypes.c_int] * 6 + [ctypes.c_void_p] * 9
@@ -260,7 +191,7 @@ def is_cached(cache_dir: Path | None = None) -> bool:
         path = _library_path(cache_dir or default_cache_dir(), _compiler(), target_arch())
     except BuildError:
         return False
-    return os.path.lexists(path) and _check_cached(path) is None
+    return os.path.lexists(path) and check_cached(path) is None
 
 
 def build(cache_dir: Path | None = None) -> tuple[NativeKernel, str]:
@@ -271,23 +202,36 @@ def build(cache_dir: Path | None = None) -> tuple[NativeKernel, str]:
     path = _library_path(cache_dir or default_cache_dir(), compiler, arch)
     why = None
     if os.path.lexists(path):
-        why = _check_cached(path)
+        why = check_cached(path)
         if why is None:
             try:
                 kernel = NativeKernel(path, arch)
                 return kernel, f"{_target(kernel)}, from the cache in {time.perf_counter() - t0:.1f} s"
             except BuildError as e:  # whole but not loadable here: build it again
                 why = str(e).splitlines()[0][:200]
-        _remove(_record_path(path))
-        _remove(path)
+        remove(record_path(path))
+        remove(path)
     try:
         _compile(compiler, arch, path)
     except OSError:  # the cache folder cannot be written: build for this process only
-        path = Path(tempfile.mkdtemp(prefix="charmlp-native-")) / path.name
-        _compile(compiler, arch, path)
+        kernel = _build_uncached(compiler, arch, path.name)
+    else:
+        kernel = NativeKernel(path, arch)
     again = f"; the cached library was not used: {why}" if why else ""
-    kernel = NativeKernel(path, arch)
     return kernel, f"{_target(kernel)}, built with {compiler} in {time.perf_counter() - t0:.1f} s{again}"
+
+
+def _build_uncached(compiler: str, arch: str, name: str) -> NativeKernel:
+    """Built in a temporary folder, loaded, and the folder removed at once: the loaded library stays
+    mapped, and no start leaves a folder behind. Its calibration is not cached either."""
+    folder = Path(tempfile.mkdtemp(prefix="charmlp-native-"))
+    try:
+        _compile(compiler, arch, folder / name)
+        kernel = NativeKernel(folder / name, arch)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    kernel.cache_dir = None
+    return kernel
 
 
 def _target(kernel: NativeKernel) -> str:

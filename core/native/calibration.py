@@ -99,7 +99,10 @@ def calibrate(kernel: NativeKernel, params: Params, batch_size: int, cache_dir: 
               measure_fn: Callable[[NativeKernel, Params, int], Calibration] = measure) -> Calibration:
     """The cached calibration of this library and shape, else a new measurement (then cached;
     a cache that cannot be read or written is measured around and left alone)."""
-    path = (cache_dir or kernel.path.parent) / CACHE_NAME
+    folder = cache_dir or kernel.cache_dir
+    if folder is None:  # a library built for this process only: measured, not kept
+        return measure_fn(kernel, params, batch_size)
+    path = folder / CACHE_NAME
     key = _key(kernel, shape_of(params, batch_size))
     cached = _read(path)
     if isinstance(entry := cached.get(key), dict):
