@@ -7,7 +7,11 @@ centred, and the runs screen. Update after a deliberate change of the screen wit
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+
+import core.trainer
 
 from app_helpers import settle
 from core.jobs import RunResult
@@ -17,8 +21,11 @@ from tui.settings import parse_settings
 
 @pytest.fixture
 def fixed_rate(monkeypatch):
-    """Steps/s is the one figure on screen that depends on the machine: pin it for the picture."""
+    """Steps/s and the grid's seconds are the figures on screen that depend on the machine: pinned for the picture."""
     monkeypatch.setattr(RunResult, "steps_per_s", property(lambda self: 12_345.0))
+    train_grid = core.trainer.train_grid
+    monkeypatch.setattr(core.trainer, "train_grid",
+                        lambda *args, **kwargs: dataclasses.replace(train_grid(*args, **kwargs), seconds=0.25))
 
 
 def kept_as(run: str, folder, *flags: str):
