@@ -157,7 +157,10 @@ def headless_grid_row(data: Path | None, repeats: int, lecture_us: float):
     differences = sorted(g - e for (g, _), (e, _) in pairs)
     grid_s = statistics.median(differences)
     quarter = len(differences) // 4
-    own = statistics.median(float(GRID_LINE.search(out).group(1)) for (_, out), _ in pairs)  # type: ignore[union-attr]
+    lines = [GRID_LINE.search(out) for (_, out), _ in pairs]
+    if not all(lines):
+        sys.exit("headless 'grid' printed no 'grid: … steps in … s;' line: bench_core.GRID_LINE needs updating")
+    own = statistics.median(float(line.group(1)) for line in lines if line)
     model_steps = 32 * 500
     return (f"headless `--script grid` less `--script eval`, whole process ({model_steps:,} model-steps; median of "
             f"{len(pairs)} pairs, middle half {differences[quarter] * 1e3:,.0f} to {differences[-1 - quarter] * 1e3:,.0f} ms; "

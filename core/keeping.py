@@ -10,8 +10,9 @@ new run; `undo` and `restore` rewrite the history from where it changed.
 
 A store that fails (a full disk, a file made read-only) turns keeping off with one line; training
 goes on, and `line` says so for the status panel. A lock held by another process past the store's
-wait is tried again at the next save (one line each time), and turns keeping off only
-BUSY_TRIES saves in a row: two processes keeping their runs in one store wait for each other.
+wait costs only that write (one line; a save is tried again at the next one, a run's last save
+at once), and turns keeping off only BUSY_TRIES writes in a row: two processes keeping their runs
+in one store wait for each other.
 """
 
 from __future__ import annotations
@@ -103,13 +104,13 @@ class RunKeeper:
         self._pending_name = name
         return self._create_if_trained(trainer)
 
-    def _create_if_trained(self, trainer: Trainer) -> str | None:
+    def _create_if_trained(self, trainer: Trainer, again: bool = True) -> str | None:
         """The run is made in the store at its first step (a loaded model: at once), so opening
         the app, looking and quitting keeps no empty run."""
         if self.store is None or self.run is not None or self._pending is None or trainer.step == 0:
             return None
         values, name = self._pending, self._pending_name
-        line = self._try(lambda store: self._created(store.create(values, name), trainer), retry=True)
+        line = self._try(lambda store: self._created(store.create(values, name), trainer), "run", again)
         if self.run is not None or self.store is None:  # made, or never will be: a lock leaves it to the next save
             self._pending = None
         return line
@@ -140,13 +141,13 @@ class RunKeeper:
             raise StoreError(f"run {name!r} was trained on {run.data_source} with split {run.split}; to continue it, "
                              f"start charmlp-tui --resume {name}")
         state, snapshots, engine = stored_state(self._need_store(), trainer, run)
-        if (line := self._save(trainer)) is not None:
+        if (line := self._save(trainer, again=False)) is not None:
             raise StoreError(line)
         store.claim(run)
         try:
             trainer.new_model(model, train)  # refused whole (memory): the current run stays open
         except BaseException:
-            self._try(lambda s: s.release(run.id))
+            self._try(lambda s: s.release(run.id), "the run's release", again=False)
             raise
         self._release()
         self._install(trainer, run, state, snapshots, engine)
@@ -194,6 +195,7 @@ class RunKeeper:
     def _reset_clock(self) -> None:
         self._started, self._train_s, self._job_s = time.monotonic(), 0.0, 0.0
         self._stored, self._generation, self._flushed_at, self._schedule = 0, -1, 0.0, []
+        self._busy = 0
 
     def script(self, header: list[str], now_at_step: int | None = None) -> str:
         """The run's whole script: its earlier sessions' actions, then this one's."""
@@ -239,11 +241,14 @@ class RunKeeper:
             return self._create_if_trained(trainer)
         run_id, store = self.run.id, self.store
         if action.verb == "test":
-            return self._try(lambda s: store.mark_test(run_id, trainer.step, trainer.test_loss()))
+            return self._try(lambda s: store.mark_test(run_id, trainer.step, trainer.test_loss()), "the test loss",
+                             again=False)
         if action.verb == "snapshot":
             kept = next(k for k in reversed(trainer.snapshots) if k.name == action.args[0])
             keep = [k.name for k in trainer.snapshots]
-            self._try(lambda s: store.save_snapshot(run_id, snapshot_blobs(kept), keep))
+            if (line := self._try(lambda s: store.save_snapshot(run_id, snapshot_blobs(kept), keep),
+                                  f"snapshot {kept.name!r}", again=False)) is not None:
+                return line
         if mid_run and time.monotonic() - self._flushed_at < FLUSH_INTERVAL_S:
             return None
         return self._save(trainer)
@@ -251,47 +256,57 @@ class RunKeeper:
     def finish(self, trainer: Trainer) -> tuple[RunRow | None, str | None]:
         """The current run ends here (a search's trial is over, another is about to start): saved,
         released. Returns the run as kept (None: never made) and a line if the store failed."""
-        line = self._save(trainer)
+        line = self._last_save(trainer)
         kept = self.run
-        self._release()
         self.run = self._pending = self._pending_name = None
+        self._busy = 0
         return kept, line
 
     def close(self, trainer: Trainer) -> str | None:
         """The session ends: a last save, and the run released for another process to resume."""
-        line = self._save(trainer)
-        self._release()
+        line = self._last_save(trainer)
         if self.store is not None:
             self.store.close()
         return line
 
-    def _save(self, trainer: Trainer) -> str | None:
+    def _save(self, trainer: Trainer, again: bool = True) -> str | None:
+        """Save the run (make it, at its first step); `again`: a lock met is tried again at the next save."""
         if self.run is None:
-            return self._create_if_trained(trainer)
-        return self._try(lambda store: self._flush(trainer), retry=True)
+            return self._create_if_trained(trainer, again)
+        return self._try(lambda store: self._flush(trainer), "run", again)
 
-    def _release(self) -> None:
-        if self.store is not None and self.run is not None:
-            run_id = self.run.id
-            self._try(lambda store: store.release(run_id))
+    def _last_save(self, trainer: Trainer) -> str | None:
+        """A run's last save (it ends, or the session does): a lock met is waited for once more, and
+        the run released only once saved (one left claimed frees itself when this process ends)."""
+        line = self._save(trainer, again=False)
+        if line is not None and self.store is not None:  # locked, not turned off: once more
+            line = self._save(trainer, again=False)
+        return self._release() if line is None else line
 
-    def _try(self, write: Callable[[RunStore], None], retry: bool = False) -> str | None:
-        """Run one store write; a failure turns keeping off and returns the line that says so. A save
-        (retry) that found the store locked is left to the next save, BUSY_TRIES times in a row."""
+    def _release(self) -> str | None:
+        if self.store is None or self.run is None:
+            return None
+        run_id = self.run.id
+        return self._try(lambda store: store.release(run_id), "the run's release", again=False)
+
+    def _try(self, write: Callable[[RunStore], None], what: str, again: bool) -> str | None:
+        """Run one store write; a failure turns keeping off and returns the line that says so. A
+        store locked past its wait only says `what` was not saved (`again`: tried at the next save),
+        BUSY_TRIES writes in a row."""
         if self.store is None:
             return None
         try:
             write(self.store)
         except StoreError as e:
-            if retry and isinstance(e, StoreBusyError) and self._busy + 1 < BUSY_TRIES:
+            if isinstance(e, StoreBusyError) and self._busy + 1 < BUSY_TRIES:
                 self._busy += 1
                 self._flushed_at = time.monotonic()  # the next try waits its turn: the lock already cost a wait
-                return f"run not saved this time: {e}; tried again in {FLUSH_INTERVAL_S:g} s (training goes on)"
+                then = f"; tried again in {FLUSH_INTERVAL_S:g} s (training goes on)" if again else ""
+                return f"{what} not saved this time: {e}{then}"
             self.store.close()
             self.store, self.off_reason = None, str(e)
             return f"runs are {'no longer' if self.run is not None else 'not'} saved: {e} (training goes on)"
-        if retry:
-            self._busy = 0
+        self._busy = 0
         return None
 
     def _flush(self, trainer: Trainer) -> None:

@@ -89,7 +89,9 @@ def run_search(trainer: Trainer, keeper: RunKeeper, spec: StudySpec, job: Job,
     if open_best and opened is None:  # no best to open: the last trial's run stays open, kept as before
         _reopen(trainer, keeper, search.last_run)
     summary = _summary(view, stopped, opened)
-    return Outcome(f"{summary}; {search.store_lines[-1]}" if search.store_lines else summary), view
+    if search.store_lines and (keeper.store is None or search.unmade):  # what was lost, not a lock waited out
+        summary += f"; {search.store_lines[-1]}"
+    return Outcome(summary), view
 
 
 def _quiet_heartbeat(hook: Callable[[threading.ExceptHookArgs], object]) -> Callable[[threading.ExceptHookArgs], None]:
@@ -133,6 +135,7 @@ class _Search:
         self.last_run: str | None = None  # the run of the latest trial this process started
         self._last: SearchView | None = None  # the latest view read from the storage
         self.store_lines: list[str] = []  # what the run store said when a trial's run could not be kept
+        self.unmade = False  # a trial's run was never made in the store
 
     def kept(self, line: str | None) -> None:
         """A line from the keeper (a store that failed or was locked) is kept for the trial and the summary."""
@@ -182,6 +185,7 @@ class _Search:
             self.current = None
             if run is None:  # never made in the store: the trial names no run
                 trial.set_user_attr("run", None)
+                self.unmade = self.unmade or self.keeper.store is not None
             if len(self.store_lines) > lines_before:
                 trial.set_user_attr("store", self.store_lines[-1])
         trial.set_user_attr("seconds", round(time.monotonic() - started, 3))

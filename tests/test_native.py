@@ -348,6 +348,7 @@ class SlowKernel:
 
     def __init__(self, kernel: native.NativeKernel) -> None:
         self.kernel, self.path, self.arch, self.vector_floats = kernel, kernel.path, kernel.arch, kernel.vector_floats
+        self.cache_dir = kernel.cache_dir
 
     def run(self, params, X, Y, lrs):
         import time

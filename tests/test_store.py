@@ -511,3 +511,41 @@ def test_runs_list_json_reads_back(copy_of):
         assert json.loads(json.dumps(run.as_json()))["steps"] == 600
     finally:
         store.close()
+
+
+def test_a_runs_last_save_waits_out_a_lock_once_more_and_then_says_what_was_lost(small_file, tmp_path, monkeypatch):
+    """finish/close: no later save will come, so a lock met there is tried once more at once; a
+    lock that outlasts it is one honest line, keeping stays on, and the run is not released."""
+    from core.config import DataConfig, ModelConfig, TrainConfig
+    from core.errors import StoreBusyError
+    from core.session import open_session
+    from tui.settings import rebuild_argv
+
+    save = RunStore.save_progress
+    locked = {"times": 0}
+
+    def save_progress(store, *args, **kwargs):
+        if locked["times"]:
+            locked["times"] -= 1
+            raise StoreBusyError("runs.db: cannot save the run: locked by another program for more than 5 s")
+        return save(store, *args, **kwargs)
+
+    monkeypatch.setattr(RunStore, "save_progress", save_progress)
+    data = DataConfig(path=small_file)
+    trainer, keeper, _ = open_session(data, ModelConfig(), TrainConfig(), None, True, tmp_path / "runs.db", "a", None,
+                                      lambda m, t, load: rebuild_argv(data, m, t, load))
+    trainer.run(300)
+    assert keeper.on_chunk(trainer, 0.1) is None  # made and saved at step 300
+    trainer.run(200)
+    locked["times"] = 1
+    run, line = keeper.finish(trainer)  # the first try meets the lock, the second saves
+    assert line is None and run is not None and run.name == "a"
+    assert stored(tmp_path / "runs.db", "a")[0].steps == 500 and stored(tmp_path / "runs.db", "a")[0].writer is None
+
+    keeper.start(trainer, "b")  # a trained model: made in the store at once, at step 500
+    trainer.run(200)
+    locked["times"] = 2
+    line = keeper.close(trainer)
+    assert line == "run not saved this time: runs.db: cannot save the run: locked by another program for more than 5 s"
+    b = stored(tmp_path / "runs.db", "b")[0]
+    assert b.steps == 500 and b.writer is not None  # its last save kept; still claimed by this (live) process

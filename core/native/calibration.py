@@ -99,7 +99,7 @@ def calibrate(kernel: NativeKernel, params: Params, batch_size: int, cache_dir: 
               measure_fn: Callable[[NativeKernel, Params, int], Calibration] = measure) -> Calibration:
     """The cached calibration of this library and shape, else a new measurement (then cached;
     a cache that cannot be read or written is measured around and left alone)."""
-    folder = cache_dir or kernel.cache_dir
+    folder = None if kernel.cache_dir is None else cache_dir or kernel.cache_dir
     if folder is None:  # a library built for this process only: measured, not kept
         return measure_fn(kernel, params, batch_size)
     path = folder / CACHE_NAME

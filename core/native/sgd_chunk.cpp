@@ -10,8 +10,8 @@
 // AVX-512 speed. Built at run time by core/native with the machine's C++ compiler for the -march
 // it is given (CHARMLP_NATIVE_ARCH, default native); loaded with ctypes.
 //
-// Layout: sizes are padded to whole vectors (B, H, V -> Bp, Hp, Vp) in 64-byte aligned copies
-// of the parameters, made at the start of a call and copied back at the end. Padding stays
+// Layout: sizes are padded to whole vectors (B, H, V, E, T*E -> Bp, Hp, Vp, Ep, TEp) in 64-byte
+// aligned copies of the parameters, made at the start of a call and copied back at the end. Padding stays
 // harmless: padded hidden units have zero weights both ways, padded vocabulary rows of the logits
 // are never written, padded batch columns get a zero gradient. The activations are kept
 // transposed (batch along the vector): every product reads whole vectors, and the softmax runs
@@ -100,7 +100,7 @@ void gemm(int M, int N, int K, const float *a, long ars, long aks, const float *
 float *zeros(long n) {
     long bytes = (n * sizeof(float) + 63) / 64 * 64;
     auto *p = static_cast<float *>(std::aligned_alloc(64, bytes));
-    std::memset(p, 0, bytes);
+    if (p) std::memset(p, 0, bytes);  // a failed allocation is the caller's -1, not a crash here
     return p;
 }
 
