@@ -171,6 +171,10 @@ class NativeKernel:
     def _call(self, fn: Callable[..., int], params: Params, B: int, T: int, first: torch.Tensor, second: torch.Tensor,
               lrs: list[float]) -> torch.Tensor:
         (V, E), H = params.C.shape, params.W1.shape[1]
+        # the kernel reads k x B ids at these pointers: shapes that disagree would read past them
+        if second.shape != (len(lrs), B) or second.dtype != torch.int64 or params.W1.shape[0] != T * E:
+            raise ValueError(f"minibatches {tuple(second.shape)} {second.dtype} for {len(lrs)} steps of batch {B}, "
+                             f"block {T}, do not fit the model")
         rates = array.array("f", lrs)  # 4 µs for a chunk's 200, where torch.tensor took 12
         losses = torch.empty(len(lrs), dtype=torch.float32)
         pointers = [t.data_ptr() for t in (*params.tensors(), first, second)]
