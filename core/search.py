@@ -88,7 +88,7 @@ def run_search(trainer: Trainer, keeper: RunKeeper, spec: StudySpec, job: Job,
     opened = _open_best(trainer, keeper, view) if open_best else None
     if open_best and opened is None:  # no best to open: the last trial's run stays open, kept as before
         _reopen(trainer, keeper, search.last_run)
-    summary = _summary(view, stopped, opened)
+    summary = view.summary(stopped, opened)
     if search.store_lines and (keeper.store is None or search.unmade):  # what was lost, not a lock waited out
         summary += f"; {search.store_lines[-1]}"
     return Outcome(summary), view
@@ -294,15 +294,3 @@ def _reopen(trainer: Trainer, keeper: RunKeeper, run: str | None) -> None:
         except CharMLPError:
             pass
     keeper.start(trainer)  # a new run of the model as it stands (none if the store is off)
-
-
-def _summary(view: SearchView, stopped: bool, opened: str | None) -> str:
-    counts = view.counts()
-    head = f"tune {view.study}: {counts['complete']} complete, {counts['pruned']} pruned, {counts['failed']} failed"
-    if stopped:
-        head += " (stopped)"
-    best = view.best
-    if best is None or best.value is None:
-        return head + "; no trial finished yet"
-    tail = f"; opened run {opened}" if opened else ""
-    return f"{head}; best trial {best.number}: dev {best.value:.4f} ({best.describe()}){tail}"

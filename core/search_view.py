@@ -44,6 +44,18 @@ class SearchView:
                 counts[t.state] += 1
         return counts
 
+    def summary(self, stopped: bool, opened: str | None) -> str:
+        """The search's one line: its counts, and its best trial (and the run opened from it)."""
+        counts = self.counts()
+        head = f"tune {self.study}: {counts['complete']} complete, {counts['pruned']} pruned, {counts['failed']} failed"
+        if stopped:
+            head += " (stopped)"
+        best = self.best
+        if best is None or best.value is None:
+            return head + "; no trial finished yet"
+        tail = f"; opened run {opened}" if opened else ""
+        return f"{head}; best trial {best.number}: dev {best.value:.4f} ({best.describe()}){tail}"
+
     def json(self) -> dict[str, Any]:
         best = self.best
         return {"study": self.study, "storage": self.storage,
