@@ -8,6 +8,10 @@ A ramp sweep answers "where does the loss blow up" from one noisy step per LR; t
   so one update call serves all K.
 - NativeGrid, once the native steps are built and chosen (core.native): each model runs a whole
   chunk in one native call. Each model's steps are exactly the single model's native steps.
+  The batched ops do more per model-step than the single eager step the calibration timed, so
+  the native grid times them too (a few steps on throwaway copies) and hands its models over to
+  them after its first DECIDE_STEPS steps where they are faster (a CPU without AVX, its other
+  core busy: 393 ms against the eager grid's 319 before this was measured).
 Threads: a second one only where measured to pay. The native grid times its chunks on two
 threads (the call releases the GIL; the second thread takes models from a queue, so a slow core
 only does fewer of them) against a few models of a chunk run alone first, and keeps the faster,
@@ -37,6 +41,8 @@ AVERAGE_LAST = 0.2  # a model's grid loss: its mean minibatch loss over the last
 GRID_THREADS = budget.GRID_THREADS
 RECHECK_EVERY = 16  # chunks after which the native grid times the other thread count again
 PROBE_MODELS = 2  # models of a pool chunk timed alone first: one thread measured at a few ms, not a whole chunk
+PROBE_STEPS = 4  # batched eager steps timed (after one to warm up) against the native grid's first steps
+DECIDE_STEPS = 25  # the native grid's first steps, timed against them: the rest of its first chunk goes to the faster
 
 
 @dataclass(frozen=True)
@@ -56,19 +62,21 @@ class GridResult:
 class BatchedSGD:
     """K copies of `params`, trained in place with one learning rate each."""
 
-    def __init__(self, params: Params, lrs: list[float], batch_size: int) -> None:
+    def __init__(self, params: Params | list[Params], lrs: list[float], batch_size: int) -> None:
+        """`params` copied K times, or K models (one per learning rate) as they stand."""
         K, B = len(lrs), batch_size
-        V, E = params.C.shape
-        TE, H = params.W1.shape
+        models = params if isinstance(params, list) else [params] * K
+        V, E = models[0].C.shape
+        TE, H = models[0].W1.shape
 
-        def copies(t: torch.Tensor) -> torch.Tensor:
-            return t.detach().unsqueeze(0).repeat(K, *([1] * t.dim())).contiguous()
+        def copies(name: str) -> torch.Tensor:
+            return torch.stack([getattr(m, name).detach() for m in models]).contiguous()
 
-        self.C, self.W1, self.W2 = copies(params.C), copies(params.W1), copies(params.W2)  # (K, V, E) (K, TE, H) (K, H, V)
-        self.b1, self.b2 = copies(params.b1).unsqueeze(1), copies(params.b2).unsqueeze(1)  # (K, 1, H) (K, 1, V)
+        self.C, self.W1, self.W2 = copies("C"), copies("W1"), copies("W2")  # (K, V, E) (K, TE, H) (K, H, V)
+        self.b1, self.b2 = copies("b1").unsqueeze(1), copies("b2").unsqueeze(1)  # (K, 1, H) (K, 1, V)
         self.K, self.B, self.T, self.E = K, B, TE // E, E
-        self.scale = torch.tensor([-lr / B for lr in lrs], dtype=params.C.dtype).view(K, 1, 1)
-        dtype = params.C.dtype
+        dtype = models[0].C.dtype
+        self.scale = torch.tensor([-lr / B for lr in lrs], dtype=dtype).view(K, 1, 1)
         self.emb = torch.empty(K, B * self.T, E, dtype=dtype)
         self.z2 = torch.empty(K, B, H, dtype=dtype)
         self.sig = torch.empty(K, B, H, dtype=dtype)
@@ -150,13 +158,27 @@ class NativeGrid:
     """K copies of `params`, each trained in place with one learning rate by the native kernel."""
 
     def __init__(self, kernel: NativeKernel, params: Params, lrs: list[float], pool: ThreadPoolExecutor,
-                 pool_threads: int) -> None:
+                 pool_threads: int, eager_s: float | None = None) -> None:
         self.kernel, self.lrs, self.pool = kernel, lrs, pool
         self.models = [params.clone() for _ in lrs]
         self.choice = ThreadChoice(pool_threads, len(lrs))
+        self.eager_s = eager_s  # the batched eager grid's time per model-step here (None: not an option)
+        self.batched: BatchedSGD | None = None  # where the models went, if it was faster
 
     def run(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        """One step per minibatch of X (k, B, T), Y (k, B) for all K models; (k, K) losses."""
+        """One step per minibatch of X (k, B, T), Y (k, B) for all K models; (k, K) losses. The
+        first DECIDE_STEPS of the first chunk decide between these steps and the batched ones."""
+        if self.batched is not None:
+            return self.batched.run(X, Y)
+        if self.eager_s is None or X.shape[0] <= DECIDE_STEPS:
+            return self._native(X, Y)
+        head = self._native(X[:DECIDE_STEPS], Y[:DECIDE_STEPS])
+        if self.eager_s < min(self.choice.seconds.values()):
+            self.batched = BatchedSGD(self.models, self.lrs, Y.shape[1])
+        self.eager_s = None  # compared once
+        return torch.cat([head, self.run(X[DECIDE_STEPS:], Y[DECIDE_STEPS:])])
+
+    def _native(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         X, Y = X.contiguous(), Y.contiguous()
         k = X.shape[0]
 
@@ -188,11 +210,29 @@ def train_grid(params: Params, kernel: NativeKernel | None, train: Split, batch_
     lrs = [10.0**e for e in exponents]
     if kernel is not None:  # K models may be work enough for a second core: measured (ThreadChoice)
         threads = min(GRID_THREADS, os.cpu_count() or 1)
+        eager_s = _batched_seconds(params, lrs, train, batch_size, seed, TE // E, H)
         with ThreadPoolExecutor(threads, thread_name_prefix="charmlp-grid") as pool:
-            return _train(NativeGrid(kernel, params, lrs, pool, threads), train, batch_size, chunk_steps, seed, at_step,
-                          exponents, steps, on_progress, should_stop)
+            return _train(NativeGrid(kernel, params, lrs, pool, threads, eager_s), train, batch_size, chunk_steps, seed,
+                          at_step, exponents, steps, on_progress, should_stop)
     return _train(BatchedSGD(params, lrs, batch_size), train, batch_size, chunk_steps, seed, at_step, exponents,
                   steps, on_progress, should_stop)
+
+
+def _batched_seconds(params: Params, lrs: list[float], train: Split, batch_size: int, seed: int, T: int,
+                     H: int) -> float | None:
+    """The batched eager grid's time per model-step, on throwaway copies and minibatches of their
+    own (the grid's stream is untouched); None where its K copies would not fit in memory."""
+    V, E = params.C.shape
+    try:
+        budget.check("", budget.grid_needs(len(lrs), T, E, H, V, batch_size, PROBE_STEPS + 1, native=False))
+    except budget.MemoryBudgetError:
+        return None
+    models = BatchedSGD(params, lrs, batch_size)
+    X, Y = train.get_batch(PROBE_STEPS + 1, batch_size, torch.Generator().manual_seed(seed + 1))
+    models.run(X[:1], Y[:1])  # its first step allocates and warms up
+    t0 = time.perf_counter()
+    models.run(X[1:], Y[1:])
+    return (time.perf_counter() - t0) / (PROBE_STEPS * len(lrs))
 
 
 def _train(models: BatchedSGD | NativeGrid, train: Split, batch_size: int, chunk_steps: int, seed: int, at_step: int,

@@ -135,6 +135,34 @@ def test_each_model_of_the_native_grid_is_the_single_model_run(kernel, trainer):
         assert all(torch.equal(a, b) for a, b in zip(grid.models[k].tensors(), single.tensors()))
 
 
+@pytest.mark.parametrize("eager_faster", [True, False])
+def test_the_native_grid_hands_its_models_to_the_batched_steps_where_they_were_faster(kernel, trainer, eager_faster):
+    """After its first DECIDE_STEPS steps the native grid compares them with the batched steps'
+    measured time; where those were faster, every model goes on there from where it stands."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.grid import DECIDE_STEPS, BatchedSGD
+
+    X, Y = minibatches(trainer, 2 * DECIDE_STEPS)
+    lrs = [0.01, 0.1, 0.3, 1.0]
+    with ThreadPoolExecutor(2) as pool:
+        grid = NativeGrid(kernel, trainer.params, lrs, pool, 2, eager_s=0.0 if eager_faster else float("inf"))
+        losses = grid.run(X, Y)
+    assert (grid.batched is not None) == eager_faster and grid.eager_s is None
+    singles = [trainer.params.clone() for _ in lrs]
+    head = torch.stack([kernel.run(p, X[:DECIDE_STEPS], Y[:DECIDE_STEPS], [lr] * DECIDE_STEPS)
+                        for p, lr in zip(singles, lrs)], 1)
+    assert torch.equal(losses[:DECIDE_STEPS], head)  # the first steps: the native ones, model by model
+    if eager_faster:
+        rest = BatchedSGD(singles, lrs, Y.shape[1])
+        assert torch.equal(losses[DECIDE_STEPS:], rest.run(X[DECIDE_STEPS:], Y[DECIDE_STEPS:]))
+        assert torch.equal(grid.batched.W1, rest.W1) and torch.equal(grid.batched.C, rest.C)
+    else:
+        tail = torch.stack([kernel.run(p, X[DECIDE_STEPS:], Y[DECIDE_STEPS:], [lr] * DECIDE_STEPS)
+                            for p, lr in zip(singles, lrs)], 1)
+        assert torch.equal(losses[DECIDE_STEPS:], tail)
+
+
 @pytest.fixture
 def native_trainer(small_words, cache_dir, kernel):
     trainer = new_trainer(small_words)
