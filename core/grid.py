@@ -210,7 +210,7 @@ def train_grid(params: Params, kernel: NativeKernel | None, train: Split, batch_
     lrs = [10.0**e for e in exponents]
     if kernel is not None:  # K models may be work enough for a second core: measured (ThreadChoice)
         threads = min(GRID_THREADS, os.cpu_count() or 1)
-        eager_s = _batched_seconds(params, lrs, train, batch_size, seed, TE // E, H)
+        eager_s = _batched_seconds(params, lrs, train, batch_size, chunk_steps, seed)
         with ThreadPoolExecutor(threads, thread_name_prefix="charmlp-grid") as pool:
             return _train(NativeGrid(kernel, params, lrs, pool, threads, eager_s), train, batch_size, chunk_steps, seed,
                           at_step, exponents, steps, on_progress, should_stop)
@@ -218,13 +218,14 @@ def train_grid(params: Params, kernel: NativeKernel | None, train: Split, batch_
                   steps, on_progress, should_stop)
 
 
-def _batched_seconds(params: Params, lrs: list[float], train: Split, batch_size: int, seed: int, T: int,
-                     H: int) -> float | None:
+def _batched_seconds(params: Params, lrs: list[float], train: Split, batch_size: int, chunk_steps: int,
+                     seed: int) -> float | None:
     """The batched eager grid's time per model-step, on throwaway copies and minibatches of their
-    own (the grid's stream is untouched); None where its K copies would not fit in memory."""
+    own (the grid's stream is untouched); None where it would not fit in memory to take over."""
     V, E = params.C.shape
+    TE, H = params.W1.shape
     try:
-        budget.check("", budget.grid_needs(len(lrs), T, E, H, V, batch_size, PROBE_STEPS + 1, native=False))
+        budget.check("", budget.grid_needs(len(lrs), TE // E, E, H, V, batch_size, chunk_steps, native=False))
     except budget.MemoryBudgetError:
         return None
     models = BatchedSGD(params, lrs, batch_size)
