@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 FLUSH_INTERVAL_S = 2.0  # during a run: what a crash may lose, and the store's write rate
 NEW_RUN_VERBS = ("reset", "load", "new")  # after these the model is another run's
-BUSY_TRIES = 3  # saves in a row that may find the store locked past its wait before keeping turns off
+BUSY_TRIES = 3  # writes in a row that may find the store locked past its wait before keeping turns off
 
 # the flags that rebuild a model from scratch (tui.settings.Settings.argv_for): kept with each run
 ArgvFn = Callable[[ModelConfig, TrainConfig, "Path | None"], list[str]]
@@ -64,7 +64,7 @@ class RunKeeper:
         self._generation = -1  # the history's generation they were written from (-1: none yet)
         self._schedule: Segments = []  # of the rows stored: each save adds its new rows' only
         self._flushed_at = 0.0
-        self._busy = 0  # saves in a row that found the store locked
+        self._busy = 0  # writes in a row that found the store locked (each run starts at 0: _reset_clock)
 
     @property
     def on(self) -> bool:
@@ -259,7 +259,6 @@ class RunKeeper:
         line = self._last_save(trainer)
         kept = self.run
         self.run = self._pending = self._pending_name = None
-        self._busy = 0
         return kept, line
 
     def close(self, trainer: Trainer) -> str | None:
