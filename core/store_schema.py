@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -231,8 +232,7 @@ def connect(path: Path, shown: str, timeout: float) -> sqlite3.Connection:
             _not_foreign(db, version, shown)
         finally:
             db.execute("COMMIT")
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            db.execute("PRAGMA journal_mode = WAL")
+        _use_wal(db, timeout)
         _migrate(db, version, shown)
     except sqlite3.Error as e:
         db.close()
@@ -241,6 +241,21 @@ def connect(path: Path, shown: str, timeout: float) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _use_wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Switch a new database to WAL. The switch needs the file to itself and SQLite does not wait
+    for it (another process opening the same new file at this moment makes it fail at once), so
+    it is tried again until `timeout`; one that another process switched meanwhile is done."""
+    deadline = time.monotonic() + timeout
+    while db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return  # switched, or a file system without WAL: SQLite keeps its own journal there
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _not_foreign(db: sqlite3.Connection, version: int, shown: str) -> None:

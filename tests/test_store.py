@@ -310,6 +310,29 @@ def test_a_database_locked_too_long(copy_of, base, headless, monkeypatch):
     assert fingerprint(copy_of)[0] == before[0]
 
 
+def test_connections_opening_one_new_database_at_once_all_open_it(tmp_path):
+    """Switching a new file to WAL fails at once, not after the wait, if another connection is
+    opening it at that moment: it is tried again (two `--run` processes started together on a new
+    store: one trained with its run not kept)."""
+    failures: list[str] = []
+    for round_ in range(100):
+        gate = threading.Barrier(3)
+
+        def open_it(path: Path = tmp_path / f"{round_}.db") -> None:
+            gate.wait()
+            try:
+                RunStore(path).close()
+            except StoreError as e:
+                failures.append(str(e))
+
+        threads = [threading.Thread(target=open_it) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert failures == []
+
+
 def test_a_lock_taken_during_a_run_stops_keeping_and_training_goes_on(copy_of, base, headless, monkeypatch):
     monkeypatch.setattr(core.store, "LOCK_TIMEOUT_S", 0.3)
     monkeypatch.setattr(core.keeping, "FLUSH_INTERVAL_S", 0.1)

@@ -175,11 +175,13 @@ def test_a_resumed_run_is_the_run_that_never_stopped(small_file, tmp_path):
     db = tmp_path / "runs.db"
     stopped = start("--data", str(small_file), "--runs-db", str(db), "--run", "c", "--script", FIRST)
     whole = start("--data", str(small_file), "--runs-db", str(db), "--run", "u", "--script", f"{FIRST}; run 2000")
-    assert finish(stopped)[0] == 0
+    code, _, err = finish(stopped)
+    assert code == 0 and "saved: " not in err, err  # keeping never turned off
     assert stored(db, "c")[1].step == 3000
     code, out, err = charmlp("--runs-db", str(db), "--resume", "c", "--script", "run 2000")
     assert code == 0 and "final: step 5000" in out, err
-    assert finish(whole)[0] == 0
+    code, _, err = finish(whole)
+    assert code == 0 and "saved: " not in err, err  # keeping never turned off
     (run_c, c), (run_u, u) = stored(db, "c"), stored(db, "u")
     assert c.step == 5000 and c.lr_exponent == -1.5 and same_state(c, u)
     assert [int(s) for s in c.diagnostics[:, 0]] == [1000, 2000, 3000, 4000, 5000]  # before and after the stop
