@@ -3,9 +3,9 @@
 WAL mode, so readers never wait for a writer and a crash loses at most the transaction under
 way; foreign keys on, so deleting a run deletes its history, state and snapshots with it; a
 versioned schema (PRAGMA user_version) brought forward by MIGRATIONS, one transaction each
-(core.store_schema: the tables, opening and migrating, errors in words). A database written by
-a newer charmlp-tui is refused, never changed. Two processes may write the
-same database at once (each its own runs): every write is one short transaction, and a writer
+(core.store_schema: the tables and rows; core.store_open: opening and migrating, errors in
+words). A database written by a newer charmlp-tui is refused, never changed. Two processes may
+write the same database at once (each its own runs): every write is one short transaction, and a writer
 that finds the database locked waits up to LOCK_TIMEOUT_S before it gives up.
 
 Parameters and snapshots are stored as blobs in the database (core.run_blobs: raw float32
@@ -29,8 +29,8 @@ from typing import Any
 from core.files import protect
 from core.errors import StoreError
 from core.reading import printable, shown_path
-from core.store_schema import (MIGRATIONS, SCHEMA_VERSION, History, RunRow, StoredSnapshot, StoredState, connect, error,
-                                row)
+from core.store_open import connect, error
+from core.store_schema import MIGRATIONS, SCHEMA_VERSION, History, RunRow, StoredSnapshot, StoredState, row
 
 __all__ = ["LOCK_TIMEOUT_S", "MIGRATIONS", "SCHEMA_VERSION", "History", "RunRow", "RunStore", "StoredSnapshot",
            "StoredState", "default_path"]

@@ -161,11 +161,11 @@ def test_a_version_3_database_is_brought_forward_and_resumes_as_a_new_one_does(b
 
 
 def test_a_migration_that_fails_is_rolled_back_whole(copy_of, monkeypatch):
-    import core.store_schema as schema
+    import core.store_open as opening
 
     broken = (*MIGRATIONS, "ALTER TABLE runs ADD COLUMN tag TEXT; CREATE TABLE broken (")
-    monkeypatch.setattr(schema, "MIGRATIONS", broken)
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", len(broken))
+    monkeypatch.setattr(opening, "MIGRATIONS", broken)
+    monkeypatch.setattr(opening, "SCHEMA_VERSION", len(broken))
     with pytest.raises(StoreError) as e:
         RunStore(copy_of)
     one_clear_line(str(e.value))
@@ -255,10 +255,10 @@ def test_dev_null_as_the_store_is_refused(base, headless):
 def test_a_read_only_connection_is_said_in_words(copy_of, monkeypatch):
     """The read-only words at the StoreError level (the real thing, as another user, is in
     test_store_processes): sqlite3 opened with mode=ro refuses every write as a read-only file does."""
-    import core.store_schema as schema
+    import core.store_open as opening
 
     real = sqlite3.connect
-    monkeypatch.setattr(schema.sqlite3, "connect",
+    monkeypatch.setattr(opening.sqlite3, "connect",
                         lambda path, **kw: real(f"file:{path}?mode=ro", uri=True, **kw))
     store = RunStore(copy_of)
     try:
