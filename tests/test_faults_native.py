@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -73,13 +72,11 @@ def assert_rebuilt(good, cache: Path, reason: str) -> native.NativeKernel:
     return kernel
 
 
-def test_the_record_beside_a_build_matches_it_and_a_cached_load_is_fast(good, copying_compiler):
+def test_the_record_beside_a_build_matches_it_and_a_cached_load_builds_nothing(good, copying_compiler):
     library = good[1]
     data = library.read_bytes()
     assert native.record_path(library).read_text() == native.fingerprint(data)
-    t0 = time.perf_counter()
     assert native.check_cached(library) is None
-    assert time.perf_counter() - t0 < 0.05  # read and hash ~100 KB: well under a millisecond, here with room
     kernel, how = native.build(library.parent)
     assert "from the cache" in how and not copying_compiler
 
