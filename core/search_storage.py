@@ -3,12 +3,15 @@
 Optuna's RDB storage for every URL (sqlite:///…, postgresql://…, mysql://…): it is the one with
 heartbeats in Optuna 5 (its journal file storage has none), so a worker killed mid-trial has that
 trial failed by the next worker that starts one, on one machine as on many. A bad URL, a missing
-driver or a server that does not answer is one line, and nothing is started.
+driver or a server that does not answer is one line, and nothing is started. Several workers
+started at once on a new storage all make its tables (Optuna does not wait for the others): one
+that meets another's tables half made tries again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,9 @@ HEARTBEAT_S = 5  # a running trial says it is alive this often…
 GRACE_S = 20  # …and one silent for this long is failed by the next worker to start a trial
 CONNECT_TIMEOUT_S = 10  # a server that does not answer: one line after this, not a hang
 STUDIES_FILE = "studies.db"  # beside the run store
+SETUP_WAIT_S = 10.0  # workers making one new storage's tables at once: how long one waits for the others
+# what a storage says when another process made its tables meanwhile (SQLite's words, PostgreSQL's)
+_MADE_MEANWHILE = ("already exists", "UNIQUE constraint failed", "duplicate key", "database is locked")
 
 
 def default_url(runs_path: Path | None) -> str:
@@ -67,11 +73,16 @@ def open_storage(url: str | None, runs_path: Path | None, study: str | None = No
         connect = {"connect_timeout": CONNECT_TIMEOUT_S}
     else:
         connect = {}
-    try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect} if connect else None,
-                                             heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
-    except Exception as e:  # SQLAlchemy's and the drivers' errors: a bad URL, no driver, no server
-        raise SearchError(f"--storage {shown}: {_reason(e)}") from None
+    deadline = time.monotonic() + SETUP_WAIT_S
+    while True:
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect} if connect else None,
+                                                 heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+            break
+        except Exception as e:  # SQLAlchemy's and the drivers' errors: a bad URL, no driver, no server
+            if not any(words in str(e) for words in _MADE_MEANWHILE) or time.monotonic() > deadline:
+                raise SearchError(f"--storage {shown}: {_reason(e)}") from None
+            time.sleep(0.1)
     if study is not None and study not in {s.study_name for s in storage.get_all_studies()}:
         raise SearchError(_missing(study, shown))
     return storage, shown

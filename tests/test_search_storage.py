@@ -5,6 +5,7 @@ where no folder can be made, a URL with a password that must not be shown) and `
 study that does not exist: exit code 2, exactly one line on stderr (`charmlp-tui: error: …`),
 nothing on stdout, no run in the run store, and no studies file left where there was none.
 Each command runs as the user types it (a real process), with a scratch data folder and --runs-db.
+And the other way round: workers started together on a new storage all open it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO
-from core.search_storage import STUDIES_FILE
+from core.search_storage import STUDIES_FILE, open_storage
 from test_search_kill import tune_env
 
 PASSWORD = "s3cret-Pw0rd"
@@ -85,3 +87,25 @@ def test_a_storage_lost_mid_search_is_one_line_and_the_trial_run_kept(tmp_path, 
     [line] = [x for x in stderr.splitlines() if x.startswith("charmlp-tui:")]
     assert "the study's storage" in line and "failed: attempt to write a readonly database" in line
     assert "Traceback" not in stderr and runs_in(runs) == 1
+
+
+def test_workers_opening_one_new_storage_at_once_all_open_it(tmp_path):
+    """Optuna makes a new storage's tables in each process that opens it: two `tune` started
+    together on a fresh machine made one fail with "table studies already exists"."""
+    failures: list[str] = []
+    for round_ in range(20):
+        gate = threading.Barrier(3)
+
+        def open_it(runs: Path = tmp_path / str(round_) / "runs.db") -> None:
+            gate.wait()
+            try:
+                open_storage(None, runs)
+            except Exception as e:
+                failures.append(str(e))
+
+        threads = [threading.Thread(target=open_it) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert failures == []
