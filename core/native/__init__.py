@@ -106,18 +106,18 @@ def _library_path(cache_dir: Path, compiler: str, arch: str) -> Path:
 
 def _compile(compiler: str, arch: str, target: Path) -> None:
     """Build into a temporary file next to target, then rename: another process starting at the
-    same moment sees either no library or a whole one. The record of its checksum follows, the
-    same way: a crash between the two leaves a library without a record, which is built again."""
+    same moment sees either no library or a whole one. The record of its checksum goes first,
+    the same way, so a library is never seen without its record (another process would take it
+    for a damaged one and remove it); a crash between the two leaves a record alone, built again."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
         _run_compiler(compiler, arch, Path(tmp))
-        record = fingerprint(Path(tmp).read_bytes())
+        write_replacing(record_path(target), fingerprint(Path(tmp).read_bytes()).encode("ascii"))
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    write_replacing(record_path(target), record.encode("ascii"))
 
 
 def _run_compiler(compiler: str, arch: str, output: Path) -> None:
