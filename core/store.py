@@ -5,8 +5,8 @@ way; foreign keys on, so deleting a run deletes its history, state and snapshots
 versioned schema (PRAGMA user_version) brought forward by MIGRATIONS, one transaction each
 (core.store_schema: the tables and rows; core.store_open: opening and migrating, errors in
 words). A database written by a newer charmlp-tui is refused, never changed. Two processes may
-write the same database at once (each its own runs): every write is one short transaction, and a writer
-that finds the database locked waits up to LOCK_TIMEOUT_S before it gives up.
+write the same database at once (each its own runs): every write is one short transaction, and a
+writer that finds the database locked waits up to LOCK_TIMEOUT_S before it gives up.
 
 Parameters and snapshots are stored as blobs in the database (core.run_blobs: raw float32
 arrays, no pickle, their sizes checked against the run's shape before anything is built), so a
