@@ -41,7 +41,8 @@ AVERAGE_LAST = 0.2  # a model's grid loss: its mean minibatch loss over the last
 GRID_THREADS = budget.GRID_THREADS
 RECHECK_EVERY = 16  # chunks after which the native grid times the other thread count again
 PROBE_MODELS = 2  # models of a pool chunk timed alone first: one thread measured at a few ms, not a whole chunk
-PROBE_STEPS = 4  # batched eager steps timed (after one to warm up) against the native grid's first steps
+PROBE_STEPS = 4  # batched eager steps timed against the native grid's first steps…
+PROBE_WARM_STEPS = 2  # …after these (after one, the eager grid read ~25% slow; after two, ~10%)
 DECIDE_STEPS = 25  # the native grid's first steps, timed against them: the rest of its first chunk goes to the faster
 
 
@@ -229,10 +230,10 @@ def _batched_seconds(params: Params, lrs: list[float], train: Split, batch_size:
     except budget.MemoryBudgetError:
         return None
     models = BatchedSGD(params, lrs, batch_size)
-    X, Y = train.get_batch(PROBE_STEPS + 1, batch_size, torch.Generator().manual_seed(seed + 1))
-    models.run(X[:1], Y[:1])  # its first step allocates and warms up
+    X, Y = train.get_batch(PROBE_WARM_STEPS + PROBE_STEPS, batch_size, torch.Generator().manual_seed(seed + 1))
+    models.run(X[:PROBE_WARM_STEPS], Y[:PROBE_WARM_STEPS])  # they allocate and warm up
     t0 = time.perf_counter()
-    models.run(X[1:], Y[1:])
+    models.run(X[PROBE_WARM_STEPS:], Y[PROBE_WARM_STEPS:])
     return (time.perf_counter() - t0) / (PROBE_STEPS * len(lrs))
 
 

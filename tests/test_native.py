@@ -405,6 +405,39 @@ def test_a_slow_compiled_engine_is_not_chosen(small_words, tmp_path, kernel, mon
     assert "from the cache" in again[0] and "runs use the eager steps" in again[0]
 
 
+class ColdFirstStep:
+    """A stepper whose first call is slow, as a process's first torch or kernel step is (~50x a
+    warm one), then steady; it burns CPU time (the calibration's clock) and notes each call's steps."""
+
+    def __init__(self, step_s: float, calls: list[int]) -> None:
+        self.step_s, self.calls = step_s, calls
+
+    def run(self, X, Y, lrs):
+        import time
+
+        t0 = time.thread_time()
+        burn = 2e-3 if not self.calls else self.step_s * len(lrs)
+        self.calls.append(len(lrs))
+        while time.thread_time() - t0 < burn:
+            pass
+        return torch.zeros(len(lrs))
+
+
+def test_a_cold_first_step_does_not_shorten_the_calibrations_rounds(kernel, monkeypatch):
+    """The rounds' length is sized from warm steps: sized from the first step, they were 2 steps
+    long, and the cached figures overstated the eager step by ~1.5x (7x once)."""
+    from core.native import calibration
+
+    eager: list[int] = []
+    compiled: list[int] = []
+    monkeypatch.setattr(calibration, "SGDStep", lambda params, B: ColdFirstStep(30e-6, eager))
+    monkeypatch.setattr(calibration, "NativeSteps", lambda kernel, params: ColdFirstStep(10e-6, compiled))
+    found = calibration.measure(kernel, init_params(ModelConfig(), 27), 32)
+    timed = eager[2:]  # after the warm-up and the sizing round
+    assert len(timed) == calibration.ROUNDS and min(timed) >= 64, eager
+    assert compiled[2:] == timed and found.engine == "compiled"
+
+
 def test_each_new_shape_is_measured_at_its_first_job(small_words, tmp_path, kernel, monkeypatch):
     """Another shape (`new`, a load) may favour the other engine; the choice comes, with its reason,
     through on_switch at a job's start, where the session records it."""

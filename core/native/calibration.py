@@ -7,7 +7,8 @@ few hundred steps (tens of milliseconds, in interleaved rounds so that a load th
 hits both alike) on throwaway parameters and random minibatches, and the faster is kept. Times are
 the thread's CPU time where torch runs on the calling thread alone (one thread): another process
 on the core, or the GIL held by the UI, then delays both without being counted; with more torch
-threads, wall time (their work is not the caller's CPU time). The fastest round counts.
+threads, wall time (their work is not the caller's CPU time). The fastest round counts. The rounds'
+length is sized from warm steps: a process's first step of each engine is ~50x slower than the rest.
 
 Results are cached per library (its name holds the source, target, compiler and CPU), model shape,
 torch version and thread count, in one small JSON file beside the libraries: a later start with
@@ -33,8 +34,10 @@ from core.step import SGDStep, Stepper
 ROUNDS = 5  # interleaved rounds per engine; the fastest counts
 ROUND_S = 0.004  # aim of one round's length (the slower engine's)
 MAX_ROUND_STEPS = 128
+WARM_STEPS = 8  # a round after the warm-up, timed to size the others (a process's first step is ~50x slower)
 CALIBRATION_LR = 0.01  # small: the throwaway model must stay finite while it is timed
 CACHE_NAME = "calibration.json"
+CACHE_VERSION = 2  # entries of earlier versions are measured again (1: rounds sized from a cold first step)
 MAX_CACHED = 256  # shapes kept; the oldest go first
 
 
@@ -82,8 +85,10 @@ def measure(kernel: NativeKernel, params: Params, batch_size: int) -> Calibratio
         stepper.run(X, Y, [CALIBRATION_LR] * k)
         return (clock() - t0) / k
 
-    first = max(round_of(s, 1) for s in engines.values())  # also the warm-up (buffers, caches)
-    k = max(1, min(MAX_ROUND_STEPS, int(ROUND_S / max(first, 1e-7))))
+    for s in engines.values():
+        round_of(s, 1)  # warm-up: buffers, caches, torch's first call (~2 ms where a step takes 36 µs)
+    warm = max(round_of(s, WARM_STEPS) for s in engines.values())  # the rounds' length is sized from this
+    k = max(1, min(MAX_ROUND_STEPS, int(ROUND_S / max(warm, 1e-7))))
     best = dict.fromkeys(engines, float("inf"))
     for _ in range(ROUNDS):
         for name, s in engines.items():
@@ -92,7 +97,7 @@ def measure(kernel: NativeKernel, params: Params, batch_size: int) -> Calibratio
 
 
 def _key(kernel: NativeKernel, shape: Shape) -> str:
-    return f"{kernel.path.name} {'x'.join(map(str, shape))} torch {torch.__version__} threads {torch.get_num_threads()}"
+    return f"v{CACHE_VERSION} {kernel.path.name} {'x'.join(map(str, shape))} torch {torch.__version__} threads {torch.get_num_threads()}"
 
 
 def calibrate(kernel: NativeKernel, params: Params, batch_size: int, cache_dir: Path | None,
