@@ -17,6 +17,7 @@ in one store wait for each other.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -113,6 +114,8 @@ class RunKeeper:
         line = self._try(lambda store: self._created(store.create(values, name), trainer), "run", again)
         if self.run is not None or self.store is None:  # made, or never will be: a lock leaves it to the next save
             self._pending = None
+        if line is None and self.run is not None and name is not None and self.run.name != name:
+            return f"run name {name!r} was taken by another run meanwhile; this run is kept as {self.run.name!r}"
         return line
 
     def _created(self, run: RunRow, trainer: Trainer) -> None:
@@ -122,10 +125,24 @@ class RunKeeper:
     def resume(self, trainer: Trainer, run: RunRow) -> None:
         """Continue `run` on a trainer built from resume_configs(run): its state, snapshots and
         script put back (StoreError, nothing changed, if it cannot be)."""
-        state, snapshots, engine = stored_state(self._need_store(), trainer, run)
-        assert self.store is not None
+        store = self._need_store()
+        state, snapshots, engine = stored_state(store, trainer, run)
         self._install(trainer, run, state, snapshots, engine)  # all that can be refused, before the store is written
-        self.store.claim(run)
+        store.claim(run)
+        self._read_again_if_saved_since(trainer, run)
+
+    def _read_again_if_saved_since(self, trainer: Trainer, run: RunRow) -> None:
+        """Just claimed: if another process saved the run after it was read (it trained it and let
+        go in between), install it as it stands now, ours (released again if that is refused)."""
+        store = self._need_store()
+        try:
+            now = store.get_by_id(run.id)
+            if now.updated != run.updated:
+                state, snapshots, engine = stored_state(store, trainer, now)
+                self._install(trainer, now, state, snapshots, engine)
+        except BaseException:
+            self._try(lambda s: s.release(run.id), "the run's release", again=False)
+            raise
 
     def switch_to(self, trainer: Trainer, name: str) -> RunRow:
         """Open another stored run in this session (the app's runs screen): the current run is
@@ -140,11 +157,14 @@ class RunKeeper:
         if data.split != self.data.split or data.path != here:
             raise StoreError(f"run {name!r} was trained on {run.data_source} with split {run.split}; to continue it, "
                              f"start charmlp-tui --resume {name}")
-        state, snapshots, engine = stored_state(self._need_store(), trainer, run)
+        state, snapshots, engine = stored_state(store, trainer, run)
         if (line := self._save(trainer, again=False)) is not None:
             raise StoreError(line)
         store.claim(run)
         try:
+            if (now := store.get_by_id(run.id)).updated != run.updated:  # saved by another process since it was read
+                run = now
+                state, snapshots, engine = stored_state(store, trainer, run)
             trainer.new_model(model, train)  # refused whole (memory): the current run stays open
         except BaseException:
             self._try(lambda s: s.release(run.id), "the run's release", again=False)
@@ -330,8 +350,10 @@ class RunKeeper:
             "train_s": self._base_train + self._train_s + self._job_s,
             "script": self.script([], trainer.step).rstrip("\n"),
         }
-        self.store.save_progress(self.run.id, summary, state, history_chunks(
+        name = self.store.save_progress(self.run.id, summary, state, history_chunks(
             history.lr[start:], history.loss[start:], trainer.diagnostics.view().rows, start), start)
+        if name != self.run.name:  # renamed by `runs rename` while it trains
+            self.run = dataclasses.replace(self.run, name=name)
         self._stored, self._generation, self._flushed_at = n, trainer.history.generation, time.monotonic()
         self._schedule = plan
 

@@ -186,6 +186,9 @@ class _Search:
             if run is None:  # never made in the store: the trial names no run
                 trial.set_user_attr("run", None)
                 self.unmade = self.unmade or self.keeper.store is not None
+            elif run.name != run_name:  # taken by another process meanwhile, or renamed while it trained
+                trial.set_user_attr("run", run.name)
+                self.last_run = run.name
             if len(self.store_lines) > lines_before:
                 trial.set_user_attr("store", self.store_lines[-1])
         trial.set_user_attr("seconds", round(time.monotonic() - started, 3))

@@ -91,18 +91,20 @@ class RunStore:
 
     # ---- runs ------------------------------------------------------------------------------
     def create(self, values: dict[str, object], name: str | None) -> RunRow:
-        """A new run (values: the runs table's columns that say what it is); `name` None: run<id>."""
+        """A new run (values: the runs table's columns that say what it is); `name` None: run<id>.
+        A name another process took since it was checked (runs started together) gets a free one
+        beside it, name.2, …: the caller sees which in the row."""
         now = time.time()
         row = dict(values, created=now, updated=now, writer=writer_id(), name=name or f"new-{now}-{os.getpid()}")
         with self._write("create a run") as db:
-            if name is not None and db.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone():
-                raise StoreError(f"{self.shown}: a run named {name!r} exists already; give another name or --resume it")
+            if name is not None:
+                row["name"] = _free_name(db, name)
             cursor = db.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                                 tuple(row.values()))
             run_id = cursor.lastrowid
             assert run_id is not None
             if name is None:
-                db.execute("UPDATE runs SET name = ? WHERE id = ?", (_free_name(db, run_id), run_id))
+                db.execute("UPDATE runs SET name = ? WHERE id = ?", (_free_name(db, f"run{run_id}"), run_id))
         return self.get_by_id(run_id)
 
     def runs(self) -> list[RunRow]:
@@ -125,7 +127,10 @@ class RunStore:
     def claim(self, run: RunRow) -> None:
         """Take a run to train it (resume): refused while another live process on this host has it."""
         with self._write("claim the run") as db:
-            (writer,) = db.execute("SELECT writer FROM runs WHERE id = ?", (run.id,)).fetchone() or (None,)
+            found = db.execute("SELECT writer FROM runs WHERE id = ?", (run.id,)).fetchone()
+            if found is None:
+                raise StoreError(f"run {run.name!r} is gone (deleted by another program?)")
+            (writer,) = found
             if writer and writer != writer_id() and _alive(str(writer)):
                 raise StoreError(f"run {run.name!r} is being trained by another charmlp-tui ({printable(str(writer))}); "
                                  "wait for it to end, or start a new run")
@@ -143,17 +148,22 @@ class RunStore:
             db.execute("UPDATE runs SET name = ? WHERE id = ?", (new, run.id))
 
     def delete(self, name: str) -> None:
+        """Refused while a live process trains it: checked in the deleting transaction, so a run
+        claimed at the same moment is either refused here or never claimed (claim: gone)."""
         run = self.get(name)
-        if run.writer and run.writer != writer_id() and _alive(run.writer):
-            raise StoreError(f"run {name!r} is being trained by another charmlp-tui ({printable(run.writer)}); not deleted")
         with self._write("delete the run") as db:
+            (writer,) = db.execute("SELECT writer FROM runs WHERE id = ?", (run.id,)).fetchone() or (None,)
+            if writer and writer != writer_id() and _alive(str(writer)):
+                raise StoreError(f"run {name!r} is being trained by another charmlp-tui ({printable(str(writer))}); "
+                                 "not deleted")
             db.execute("DELETE FROM runs WHERE id = ?", (run.id,))
 
     # ---- progress --------------------------------------------------------------------------
     def save_progress(self, run_id: int, summary: dict[str, object], state: StoredState, history: list[History],
-                      keep_history_before: int) -> None:
+                      keep_history_before: int) -> str:
         """One transaction: history rows from keep_history_before on are replaced by `history`, the
-        state replaced, the runs row updated."""
+        state replaced, the runs row updated. Returns the run's name (`runs rename` may change it
+        while it trains)."""
         with self._write("save the run") as db:
             db.execute("DELETE FROM history WHERE run_id = ? AND start >= ?", (run_id, keep_history_before))
             db.executemany("INSERT INTO history (run_id, start, lr, loss, diagnostics) VALUES (?, ?, ?, ?, ?)",
@@ -163,6 +173,8 @@ class RunStore:
                                                         state.batch_rng, state.evals, state.engine))
             sets = ", ".join(f"{k} = ?" for k in summary)
             db.execute(f"UPDATE runs SET {sets}, updated = ? WHERE id = ?", (*summary.values(), time.time(), run_id))
+            (name,) = db.execute("SELECT name FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return str(name)
 
     def mark_test(self, run_id: int, step: int, loss: float | None) -> None:
         with self._write("mark the test evaluation") as db:
@@ -206,13 +218,13 @@ class RunStore:
 _COLUMNS = ", ".join(f.name for f in fields(RunRow))
 
 
-def _free_name(db: sqlite3.Connection, run_id: int) -> str:
-    """run<id>, or run<id>-2, … if a user took that name for another run."""
-    name, k = f"run{run_id}", 1
-    while db.execute("SELECT 1 FROM runs WHERE name = ? AND id != ?", (name, run_id)).fetchone():
+def _free_name(db: sqlite3.Connection, name: str) -> str:
+    """`name`, or name.2, name.3, … if another run has it."""
+    candidate, k = name, 1
+    while db.execute("SELECT 1 FROM runs WHERE name = ?", (candidate,)).fetchone():
         k += 1
-        name = f"run{run_id}-{k}"
-    return name
+        candidate = f"{name}.{k}"
+    return candidate
 
 
 def _alive(writer: str) -> bool:

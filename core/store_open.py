@@ -113,6 +113,8 @@ def error(shown: str, e: sqlite3.Error, what: str, timeout: float) -> StoreError
         why = "read-only (no permission to write it or its folder)"
     elif "not a database" in text or "malformed" in text or "corrupt" in text:
         why = "not a charmlp-tui runs database, or damaged"
+    elif "FOREIGN KEY" in text:
+        why = "its run is gone (deleted by another program?)"
     elif "full" in text:
         why = "the disk is full"
     elif "disk I/O error" in text:

@@ -14,8 +14,11 @@ import contextlib
 import io
 import json
 import os
+import socket
 import sqlite3
 import struct
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -381,6 +384,95 @@ def test_a_lock_held_once_past_the_wait_is_tried_again_and_nothing_is_lost(copy_
     assert "cannot save the run: locked by another program for more than 0.3 s" in line and "tried again" in line
     run, state = stored(copy_of, "n")
     assert run.steps == state.step == len(state.history_loss) == 100000 and run.dev_loss is not None
+
+
+# ---- 5. processes at the same moment: one name, a resume, a delete ---------------------------------
+def another_process_made(db: Path, name: str) -> None:
+    """A run named `name` appears, as another process's run does (a copy of run 'c', no writer)."""
+    columns = ", ".join(c for c in core.store._COLUMNS.split(", ") if c not in ("id", "name", "writer"))
+    sql(db, f"INSERT INTO runs (name, {columns}) SELECT ?, {columns} FROM runs WHERE name = 'c'", (name,))
+
+
+def test_a_name_taken_after_the_check_keeps_the_run_beside_it_in_one_line(copy_of, base, headless, monkeypatch):
+    """Runs started together with one --run name each find it free; the name is taken at a run's
+    first step. The later one is kept as name.2 with one line, and keeping stays on: it used to
+    train on unkept, and a search whose trial names clashed kept none of its trials."""
+    import core.session
+
+    opened = core.session.open_trainer
+
+    def then_taken(*args, **kwargs):
+        trainer = opened(*args, **kwargs)
+        another_process_made(copy_of, "same")
+        return trainer
+
+    monkeypatch.setattr(core.session, "open_trainer", then_taken)
+    code, out, err = headless("--data", str(base[0]), "--runs-db", str(copy_of), "--run", "same",
+                              "--script", "run 100; reset; run 50")
+    assert code == 0 and "final: step 50" in out, err
+    line = store_line(err, "was taken by another run meanwhile")
+    assert "this run is kept as 'same.2'" in line and "not saved" not in err, err
+    assert stored(copy_of, "same.2")[1].step == 100
+    assert [r[0] for r in sql(copy_of, "SELECT steps FROM runs ORDER BY id")][-1] == 50  # after reset: kept too
+
+
+def test_a_run_saved_by_another_process_between_its_read_and_its_claim_is_read_again(copy_of, base, headless,
+                                                                                    monkeypatch):
+    """A resume reads the run, then claims it; another process that resumed, trained and let go in
+    between must not have its steps overwritten by the state read before."""
+    read = core.keeping.stored_state
+    trained_meanwhile: list[int] = []
+
+    def then_trained_elsewhere(store, trainer, run):
+        found = read(store, trainer, run)
+        if not trained_meanwhile:
+            trained_meanwhile.append(-1)  # once: the other process reads it too
+            code, _, err = run_main("--runs-db", str(copy_of), "--resume", "c", "--script", "run 100")
+            trained_meanwhile[0] = code
+            assert code == 0, err
+        return found
+
+    monkeypatch.setattr(core.keeping, "stored_state", then_trained_elsewhere)
+    code, out, err = headless("--runs-db", str(copy_of), "--resume", "c", "--script", "run 10")
+    assert trained_meanwhile == [0] and code == 0 and "final: step 710" in out, err
+    run, state = stored(copy_of, "c")
+    assert run.steps == state.step == len(state.history_loss) == 710
+
+
+def test_a_run_claimed_between_a_deletes_look_and_its_write_is_not_deleted(copy_of, monkeypatch):
+    """`runs rm` read the run's writer before its transaction: a resume claiming it in between had
+    its run deleted under it (and every save after failed on a foreign key)."""
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        try:
+            looked = RunStore.get
+
+            def then_claimed(self, name):
+                run = looked(self, name)
+                sql(copy_of, "UPDATE runs SET writer = ? WHERE id = ?", (f"{socket.gethostname()}:{other.pid}", run.id))
+                return run
+
+            monkeypatch.setattr(RunStore, "get", then_claimed)
+            store = RunStore(copy_of)
+            try:
+                with pytest.raises(StoreError, match="being trained by another charmlp-tui"):
+                    store.delete("c")
+            finally:
+                store.close()
+        finally:
+            other.kill()
+    assert sql(copy_of, "SELECT name FROM runs") == [("c",)]
+
+
+def test_a_run_deleted_before_its_claim_is_refused_in_one_line(copy_of):
+    store = RunStore(copy_of)
+    try:
+        run = store.get("c")
+        sql(copy_of, "DELETE FROM runs")
+        with pytest.raises(StoreError, match="is gone") as e:
+            store.claim(run)
+        one_clear_line(str(e.value))
+    finally:
+        store.close()
 
 
 # ---- 6. a stored state that lies ------------------------------------------------------------------
