@@ -439,6 +439,23 @@ def test_a_run_saved_by_another_process_between_its_read_and_its_claim_is_read_a
     assert run.steps == state.step == len(state.history_loss) == 710
 
 
+def test_a_run_renamed_while_it_trains_is_reported_by_its_new_name(copy_of, base, headless, monkeypatch):
+    monkeypatch.setattr(core.keeping, "FLUSH_INTERVAL_S", 0.05)
+
+    def rename_once_kept() -> None:
+        while not sql(copy_of, "SELECT 1 FROM runs WHERE name = 'n' AND steps > 0"):
+            threading.Event().wait(0.02)
+        RunStore(copy_of).rename("n", "m")
+
+    renamer = threading.Thread(target=rename_once_kept, daemon=True)
+    renamer.start()
+    code, out, err = headless("--data", str(base[0]), "--runs-db", str(copy_of), "--run", "n", "--script", "run 100000")
+    renamer.join(10)
+    assert code == 0 and not renamer.is_alive(), err
+    assert "run m kept" in err and "runs show m" in err and "run n " not in err, err
+    assert stored(copy_of, "m")[1].step == 100000
+
+
 def test_a_run_claimed_between_a_deletes_look_and_its_write_is_not_deleted(copy_of, monkeypatch):
     """`runs rm` read the run's writer before its transaction: a resume claiming it in between had
     its run deleted under it (and every save after failed on a foreign key)."""
