@@ -11,7 +11,10 @@ file loads and runs.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -161,3 +164,43 @@ def test_a_fifo_in_the_cache_does_not_hang_the_start(good, tmp_path, copying_com
     reason = "it is not a regular file" if which == "library" else "its checksum file cannot be read"
     assert f"the cached library was not used: {reason}" in how and same_steps(kernel, good[0])
     assert native.check_cached(library) is None
+
+
+def abandoned_build(cache: Path, host: str, pid: int, hex8: str = "0123abcd") -> str:
+    """A build's folder with its library, as a build killed midway leaves it; its name."""
+    folder = cache / f".building.{host}.{pid}.{hex8}"
+    folder.mkdir()
+    (folder / "library.so").write_bytes(b"half a library")
+    return folder.name
+
+
+def test_a_build_removes_the_folders_of_killed_builds_and_nothing_else(good, tmp_path, copying_compiler):
+    """A build killed mid-compile (SIGKILL) left its temporary library (~74 KB) forever: the next
+    build removes what builds of this machine whose process is gone left, and nothing else."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64]
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    running = subprocess.Popen(["sleep", "60"])
+    try:
+        dead = [abandoned_build(tmp_path, host, gone.pid)]
+        kept = [abandoned_build(tmp_path, host, os.getpid()), abandoned_build(tmp_path, host, running.pid),
+                abandoned_build(tmp_path, "another-machine", gone.pid)]  # a home shared by machines
+        kept.append(abandoned_build(tmp_path, host, gone.pid, "89abcdef"))
+        (tmp_path / kept[-1] / "notes.txt").write_text("not ours to delete")
+        others = ["tmpab12cd34.so", f".building.{host}.{gone.pid}.0123abcd.bak", f".building.{host}.{gone.pid}.0123ABCD"]
+        for name in others:
+            (tmp_path / name).write_bytes(b"not ours")
+        os.symlink(tmp_path / kept[0], tmp_path / f".building.{host}.{gone.pid}.0000ffff")  # a link: never followed
+        kernel, how = native.build(tmp_path)
+    finally:
+        running.kill()
+        running.wait()
+    assert "built with" in how and same_steps(kernel, good[0])
+    (output,) = copying_compiler
+    assert re.fullmatch(rf"\.building\.{re.escape(host)}\.{os.getpid()}\.[0-9a-f]{{8}}", output.parent.name)
+    assert not output.parent.exists()  # its own folder gone too
+    library = native._library_path(tmp_path, native._compiler(), native.target_arch())
+    left = kept + others + [f".building.{host}.{gone.pid}.0000ffff", library.name, native.record_path(library).name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(left)
+    assert all((tmp_path / name / "library.so").exists() for name in kept[:3])  # live, or another machine's
+    assert (tmp_path / kept[3] / "notes.txt").exists()  # a dead build's folder holding more than its library stays

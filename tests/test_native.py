@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -471,6 +472,39 @@ def test_forcing_the_compiled_steps_overrides_the_measurement(small_words, tmp_p
     trainer = new_trainer(small_words)
     trainer.start_compiling(cache_dir=tmp_path, switch=False)
     assert trainer.use_engine("compiled") == "compiled (native steps)" and trainer.compiled
+
+
+def test_shapes_calibrated_at_the_same_moment_are_all_kept(tmp_path):
+    """Each calibration read the cache, measured (tens of ms), then wrote back what it had read
+    plus its entry: of several at once (processes starting together) only the last writer's stayed."""
+    import json
+    from types import SimpleNamespace
+
+    from core.native import calibration
+
+    stand_in = SimpleNamespace(path=tmp_path / "sgd_chunk-native-0123456789abcdef.so", cache_dir=tmp_path)
+    params = init_params(ModelConfig(), 27)
+    batches = [16, 24, 32, 48, 64, 96]
+    all_read = threading.Barrier(len(batches), timeout=30)
+
+    def slow_measure(kernel, params, batch_size):
+        all_read.wait()  # every calibration has read the cache before any writes it
+        time.sleep(0.02)
+        return calibration.Calibration(float(batch_size), 1.0, "CPU")
+
+    threads = [threading.Thread(target=calibration.calibrate, args=(stand_in, params, b, tmp_path, slow_measure))
+               for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    entries = json.loads((tmp_path / calibration.CACHE_NAME).read_text())
+    assert sorted(e["eager_us"] for e in entries.values()) == batches
+
+    def no_measure(kernel, params, batch_size):
+        raise AssertionError("measured again: its entry was lost")
+
+    assert all(calibration.calibrate(stand_in, params, b, tmp_path, no_measure).cached for b in batches)
 
 
 # ---- headless: long actions on the faster engine, and the summary says which -------------------------

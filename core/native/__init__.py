@@ -40,7 +40,8 @@ from core import environment
 from core.dataset import Minibatches
 from core.errors import CharMLPError
 from core.model import Params
-from core.native.cache import check_cached, fingerprint, record_path, remove, write_replacing
+from core.native.cache import (BUILD_LIBRARY, check_cached, fingerprint, new_build_folder, record_path, remove,
+                               remove_abandoned_builds, remove_build_folder, write_replacing)
 
 SOURCE = Path(__file__).with_name("sgd_chunk.cpp")
 SOURCES = (SOURCE, SOURCE.with_name("sgd_vectors.h"))  # what a build reads: all in its cache key
@@ -105,19 +106,21 @@ def _library_path(cache_dir: Path, compiler: str, arch: str) -> Path:
 
 
 def _compile(compiler: str, arch: str, target: Path) -> None:
-    """Build into a temporary file next to target, then rename: another process starting at the
-    same moment sees either no library or a whole one. The record of its checksum goes first,
+    """Build into a folder of its own next to target, then rename: another process starting at
+    the same moment sees either no library or a whole one. The record of its checksum goes first,
     the same way, so a library is never seen without its record (another process would take it
-    for a damaged one and remove it); a crash between the two leaves a record alone, built again."""
+    for a damaged one and remove it); a crash between the two leaves a record alone, built again.
+    The folders of builds killed midway go first (core.native.cache.remove_abandoned_builds)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
+    remove_abandoned_builds(target.parent)
+    building = new_build_folder(target.parent)
+    tmp = building / BUILD_LIBRARY
     try:
-        _run_compiler(compiler, arch, Path(tmp))
-        write_replacing(record_path(target), fingerprint(Path(tmp).read_bytes()).encode("ascii"))
+        _run_compiler(compiler, arch, tmp)
+        write_replacing(record_path(target), fingerprint(tmp.read_bytes()).encode("ascii"))
         os.replace(tmp, target)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        remove_build_folder(building)
 
 
 def _run_compiler(compiler: str, arch: str, output: Path) -> None:

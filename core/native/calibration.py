@@ -12,16 +12,19 @@ length is sized from warm steps: a process's first step of each engine is ~50x s
 
 Results are cached per library (its name holds the source, target, compiler and CPU), model shape,
 torch version and thread count, in one small JSON file beside the libraries: a later start with
-the same shape decides at once.
+the same shape decides at once. A new entry is merged into the file as it is then, under a lock
+on a file beside it, so processes calibrating at the same moment each keep theirs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +34,9 @@ from core.model import Params
 from core.native import NativeKernel, NativeSteps
 from core.step import SGDStep, Stepper
 
+if sys.platform != "win32":
+    import fcntl
+
 ROUNDS = 5  # interleaved rounds per engine; the fastest counts
 ROUND_S = 0.004  # aim of one round's length (the slower engine's)
 MAX_ROUND_STEPS = 128
@@ -39,6 +45,7 @@ CALIBRATION_LR = 0.01  # small: the throwaway model must stay finite while it is
 CACHE_NAME = "calibration.json"
 CACHE_VERSION = 2  # entries of earlier versions are measured again (1: rounds sized from a cold first step)
 MAX_CACHED = 256  # shapes kept; the oldest go first
+LOCK_WAIT_S = 2.0  # the lock is held for a read and a write of a small file: a longer wait means a stuck holder
 
 
 @dataclass(frozen=True)
@@ -116,10 +123,60 @@ def calibrate(kernel: NativeKernel, params: Params, batch_size: int, cache_dir: 
         except (KeyError, TypeError, ValueError):
             pass
     found = measure_fn(kernel, params, batch_size)
-    cached.pop(key, None)
-    cached[key] = {k: v for k, v in asdict(found).items() if k != "cached"}
-    _write(path, dict(list(cached.items())[-MAX_CACHED:]))
+    _store(path, key, {k: v for k, v in asdict(found).items() if k != "cached"})
     return found
+
+
+def _store(path: Path, key: str, entry: dict[str, object]) -> None:
+    """Our entry merged into the file as it is now, under a lock: processes calibrating other
+    shapes at the same moment each keep theirs (written back from a read taken before the
+    measurement, the last writer's dropped the others')."""
+    with _locked(path.with_name(path.name + ".lock")):
+        cached = _read(path)
+        cached.pop(key, None)
+        cached[key] = entry
+        _write(path, dict(list(cached.items())[-MAX_CACHED:]))
+
+
+@contextmanager
+def _locked(lock: Path) -> Iterator[None]:
+    """An exclusive lock on the file `lock` for the block, waited for up to LOCK_WAIT_S. Without
+    fcntl, with a lock file that cannot be opened or locked, or after the wait, the block runs
+    unlocked: a cache is never worth failing or stalling a run for."""
+    fd = _open_lock(lock)
+    try:
+        if fd is not None:
+            _lock(fd)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _open_lock(lock: Path) -> int | None:
+    if sys.platform == "win32":
+        return None
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError:
+        return None
+
+
+def _lock(fd: int) -> None:
+    if sys.platform == "win32":
+        return
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
+        except OSError:  # a file system without locks
+            return
 
 
 def _read(path: Path) -> dict[str, object]:
