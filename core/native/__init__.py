@@ -10,7 +10,7 @@ against the eager step on the user's model (core.native.calibration) and switche
 boundary where it is faster; where there is no compiler, or the build fails, the eager step stays.
 
 A cached library is loaded only after its SHA-256 and size match the record written beside it
-(`<library>.sha256`, written after the library, both through a temporary name and a rename): a
+(`<library>.sha256`, written before the library, both through a temporary name and a rename): a
 library cut short by a crash or a full disk would otherwise be mapped and kill the process with
 SIGBUS, leaving the terminal in the app's state. Anything else there (no record, a record that
 disagrees, a directory, a FIFO, a link) is built again, and the build's one line says why.
