@@ -114,8 +114,9 @@ class RunKeeper:
         line = self._try(lambda store: self._created(store.create(values, name), trainer), "run", again)
         if self.run is not None or self.store is None:  # made, or never will be: a lock leaves it to the next save
             self._pending = None
-        if line is None and self.run is not None and name is not None and self.run.name != name:
-            return f"run name {name!r} was taken by another run meanwhile; this run is kept as {self.run.name!r}"
+        if self.run is not None and name is not None and self.run.name != name:
+            taken = f"run name {name!r} was taken by another run meanwhile; this run is kept as {self.run.name!r}"
+            return taken if line is None else f"{taken}; {line}"
         return line
 
     def _created(self, run: RunRow, trainer: Trainer) -> None:
@@ -124,7 +125,9 @@ class RunKeeper:
 
     def resume(self, trainer: Trainer, run: RunRow) -> None:
         """Continue `run` on a trainer built from resume_configs(run): its state, snapshots and
-        script put back (StoreError, nothing changed, if it cannot be)."""
+        script put back. StoreError if it cannot be: refused before the store is written, unless
+        another process saved the run between its read and the claim and the run as it is now is
+        refused (then it is released again)."""
         store = self._need_store()
         state, snapshots, engine = stored_state(store, trainer, run)
         self._install(trainer, run, state, snapshots, engine)  # all that can be refused, before the store is written
@@ -137,7 +140,7 @@ class RunKeeper:
         store = self._need_store()
         try:
             now = store.get_by_id(run.id)
-            if now.updated != run.updated:
+            if (now.updated, now.steps) != (run.updated, run.steps):
                 state, snapshots, engine = stored_state(store, trainer, now)
                 self._install(trainer, now, state, snapshots, engine)
         except BaseException:
@@ -162,7 +165,8 @@ class RunKeeper:
             raise StoreError(line)
         store.claim(run)
         try:
-            if (now := store.get_by_id(run.id)).updated != run.updated:  # saved by another process since it was read
+            now = store.get_by_id(run.id)
+            if (now.updated, now.steps) != (run.updated, run.steps):  # saved by another process since it was read
                 run = now
                 state, snapshots, engine = stored_state(store, trainer, run)
             trainer.new_model(model, train)  # refused whole (memory): the current run stays open
@@ -208,7 +212,7 @@ class RunKeeper:
             self.run = self._need_store().get(new)
 
     def delete(self, name: str) -> None:
-        if self.run is not None and self.run.name == name:
+        if self.run is not None and self._need_store().get(name).id == self.run.id:  # by id: renamed elsewhere
             raise StoreError(f"run {name!r} is the one open now; open or start another run first")
         self._need_store().delete(name)
 

@@ -103,6 +103,11 @@ class Name:
     def parse(self, text: str, what: str | None = None) -> str:
         return self.check(text, what)
 
+    def beside(self, name: str, k: int) -> str:
+        """name.k, for a name another one has: cut short so it stays within max_length."""
+        suffix = f".{k}"
+        return name[: self.max_length - len(suffix)] + suffix
+
 
 def check_span(start: float, end: float, what: str) -> tuple[float, float]:
     """Two learning-rate exponents, start below end (a sweep's or a grid's)."""

@@ -20,6 +20,7 @@ from core.actions import Job, Outcome
 from core.checkpoint_fields import first_line
 from core.errors import CharMLPError, SearchError
 from core.keeping import RunKeeper
+from core.ranges import RUN_NAME
 from core.search_space import LECTURE, Recipe, Space
 from core.search_storage import open_storage
 from core.search_view import SearchView, TrialView, view_of
@@ -89,8 +90,9 @@ def run_search(trainer: Trainer, keeper: RunKeeper, spec: StudySpec, job: Job,
     if open_best and opened is None:  # no best to open: the last trial's run stays open, kept as before
         _reopen(trainer, keeper, search.last_run)
     summary = view.summary(stopped, opened)
-    if search.store_lines and (keeper.store is None or search.unmade):  # what was lost, not a lock waited out
-        summary += f"; {search.store_lines[-1]}"
+    lost = search.store_lines[-1] if keeper.store is None and search.store_lines else search.lost
+    if lost:  # what was lost, not a lock waited out or a name taken
+        summary += f"; {lost}"
     return Outcome(summary), view
 
 
@@ -135,7 +137,7 @@ class _Search:
         self.last_run: str | None = None  # the run of the latest trial this process started
         self._last: SearchView | None = None  # the latest view read from the storage
         self.store_lines: list[str] = []  # what the run store said when a trial's run could not be kept
-        self.unmade = False  # a trial's run was never made in the store
+        self.lost: str | None = None  # the store's line for a trial whose run was never made in it
 
     def kept(self, line: str | None) -> None:
         """A line from the keeper (a store that failed or was locked) is kept for the trial and the summary."""
@@ -185,7 +187,8 @@ class _Search:
             self.current = None
             if run is None:  # never made in the store: the trial names no run
                 trial.set_user_attr("run", None)
-                self.unmade = self.unmade or self.keeper.store is not None
+                if self.keeper.store is not None and len(self.store_lines) > lines_before:
+                    self.lost = self.store_lines[-1]
             elif run.name != run_name:  # taken by another process meanwhile, or renamed while it trained
                 trial.set_user_attr("run", run.name)
                 self.last_run = run.name
@@ -272,7 +275,7 @@ class _Search:
         candidate, k = name, 1
         while candidate in taken:
             k += 1
-            candidate = f"{name}.{k}"
+            candidate = RUN_NAME.beside(name, k)
         return candidate
 
 

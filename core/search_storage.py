@@ -25,7 +25,7 @@ CONNECT_TIMEOUT_S = 10  # a server that does not answer: one line after this, no
 STUDIES_FILE = "studies.db"  # beside the run store
 SETUP_WAIT_S = 10.0  # workers making one new storage's tables at once: how long one waits for the others
 # what a storage says when another process made its tables meanwhile (SQLite's words, PostgreSQL's)
-_MADE_MEANWHILE = ("already exists", "UNIQUE constraint failed", "duplicate key", "database is locked")
+_MADE_MEANWHILE = ("already exists", "UNIQUE constraint failed", "duplicate key")
 
 
 def default_url(runs_path: Path | None) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core.files import protect
+from core.ranges import RUN_NAME
 from core.errors import StoreError
 from core.reading import printable, shown_path
 from core.store_open import connect, error
@@ -219,11 +220,11 @@ _COLUMNS = ", ".join(f.name for f in fields(RunRow))
 
 
 def _free_name(db: sqlite3.Connection, name: str) -> str:
-    """`name`, or name.2, name.3, … if another run has it."""
+    """`name`, or name.2, name.3, … if another run has it (core.ranges.RUN_NAME.beside)."""
     candidate, k = name, 1
     while db.execute("SELECT 1 FROM runs WHERE name = ?", (candidate,)).fetchone():
         k += 1
-        candidate = f"{name}.{k}"
+        candidate = RUN_NAME.beside(name, k)
     return candidate
 
 

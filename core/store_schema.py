@@ -4,7 +4,8 @@ reads them (each value checked for its type).
 A database is versioned by PRAGMA user_version: applying MIGRATIONS[k] takes it from version k to
 k + 1, in one transaction (core.store_open). SQLite keeps a value of any type in any column, so
 a row read back is checked field by field (`row`): a value of another type is a damaged
-database, refused in one line, never a TypeError later. core.store and core.store_open build on this; nothing else imports it.
+database, refused in one line, never a TypeError later. core.store and core.store_open build on
+this; nothing else imports it.
 """
 
 from __future__ import annotations

@@ -414,8 +414,6 @@ class ColdFirstStep:
         self.step_s, self.calls = step_s, calls
 
     def run(self, X, Y, lrs):
-        import time
-
         t0 = time.thread_time()
         burn = 2e-3 if not self.calls else self.step_s * len(lrs)
         self.calls.append(len(lrs))
@@ -431,6 +429,7 @@ def test_a_cold_first_step_does_not_shorten_the_calibrations_rounds(kernel, monk
 
     eager: list[int] = []
     compiled: list[int] = []
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # the thread's CPU time: preemption is not counted
     monkeypatch.setattr(calibration, "SGDStep", lambda params, B: ColdFirstStep(30e-6, eager))
     monkeypatch.setattr(calibration, "NativeSteps", lambda kernel, params: ColdFirstStep(10e-6, compiled))
     found = calibration.measure(kernel, init_params(ModelConfig(), 27), 32)

@@ -456,6 +456,56 @@ def test_a_run_renamed_while_it_trains_is_reported_by_its_new_name(copy_of, base
     assert stored(copy_of, "m")[1].step == 100000
 
 
+def test_a_name_taken_near_the_length_limit_is_kept_beside_it_within_the_limit(copy_of):
+    from core.ranges import RUN_NAME
+
+    store = RunStore(copy_of)
+    try:
+        c = store.get("c")
+        values = {f: getattr(c, f) for f in core.store._COLUMNS.split(", ")
+                  if f not in ("id", "name", "created", "updated", "writer")}
+        long = "n" * RUN_NAME.max_length
+        first, second = store.create(values, long), store.create(values, long)
+    finally:
+        store.close()
+    assert first.name == long and second.name == "n" * (RUN_NAME.max_length - 2) + ".2"
+    assert RUN_NAME.check(second.name)  # it can be given to --resume
+
+
+def test_the_open_run_renamed_elsewhere_cannot_be_deleted_by_its_new_name(copy_of):
+    trainer, keeper, _ = open_session(DataConfig(), ModelConfig(), TrainConfig(), None, True, copy_of, None, "c",
+                                      lambda *a: [])
+    try:
+        RunStore(copy_of).rename("c", "d")  # another process, while this one has it open
+        with pytest.raises(StoreError, match="is the one open now"):
+            keeper.delete("d")
+    finally:
+        keeper.close(trainer)
+    assert sql(copy_of, "SELECT name FROM runs") == [("d",)]
+
+
+def test_a_resume_refused_after_another_process_saved_the_run_releases_it_in_one_line(copy_of, base, headless,
+                                                                                     monkeypatch):
+    """The run as another process left it between the read and the claim is read again; refused
+    then (here: its words changed), the claim is let go and the error is one line."""
+    read = core.keeping.stored_state
+    reads: list[int] = []
+
+    def second_read_refused(store, trainer, run):
+        reads.append(run.steps)
+        if len(reads) == 1:
+            found = read(store, trainer, run)
+            sql(copy_of, "UPDATE runs SET updated = updated + 1, steps = steps + 1 WHERE name = 'c'")
+            return found
+        raise StoreError(f"run {run.name!r} was trained on other words than its file holds now")
+
+    monkeypatch.setattr(core.keeping, "stored_state", second_read_refused)
+    code, out, err = headless("--runs-db", str(copy_of), "--resume", "c", "--script", "run 10")
+    assert code == 2 and out == "" and "other words" in one_clear_line(err)
+    assert reads == [600, 601]
+    assert sql(copy_of, "SELECT writer FROM runs WHERE name = 'c'") == [(None,)]
+
+
 def test_a_run_claimed_between_a_deletes_look_and_its_write_is_not_deleted(copy_of, monkeypatch):
     """`runs rm` read the run's writer before its transaction: a resume claiming it in between had
     its run deleted under it (and every save after failed on a foreign key)."""

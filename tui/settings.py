@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "$XDG_DATA_HOME/charmlp-tui or ~/.local/share/charmlp-tui on Linux)")
     runs.add_argument("--no-runs", dest="keep_runs", action="store_false", help="keep no run: nothing is written")
     runs.add_argument("--run", type=name_of(ranges.RUN_NAME), metavar="NAME",
-                      help="name the run this session trains (default: run<N>); a taken name is refused")
+                      help="name the run this session trains (default: run<N>); a taken name is refused (taken "
+                           "by another process after the start: the run is kept as NAME.2, said in one line)")
     runs.add_argument("--resume", type=name_of(ranges.RUN_NAME), metavar="NAME",
                       help="continue the stored run NAME exactly where it stopped: its data, shape, seeds, batch, "
                            "parameters, step, LR, history and minibatch stream (the model and data flags are its own)")

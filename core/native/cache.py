@@ -127,7 +127,9 @@ def remove_abandoned_builds(folder: Path) -> None:
 
 def _host() -> str:
     """This machine's name as a build folder carries it: a home directory shared by machines
-    holds their builds too, whose processes cannot be seen from here."""
+    holds their builds too, whose processes cannot be seen from here. (Containers sharing a
+    name and a cache but not process ids may take a live build for a killed one: that build
+    then fails in one line or builds for itself; the cache stays sound.)"""
     return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64] or "_"
 
 
