@@ -30,11 +30,10 @@ from core import ranges
 from core.errors import StoreBusyError, StoreError
 from core.history import EvalPoint
 from core.recording import SessionRecord
-from core.stored_runs import resume_configs, stored_state
-from core.run_blobs import (Segments, evals_blob, history_chunks, params_blob, read_evals, schedule, segments,
-                             snapshot_blobs, tensor_bytes)
+from core.run_blobs import Segments, history_chunks, read_evals, schedule, segments, snapshot_blobs
 from core.state import ModelSnapshot, TrainingState
-from core.store import RunRow, RunStore, StoredState
+from core.store import RunRow, RunStore
+from core.stored_runs import progress_summary, resume_configs, run_values, stored_progress, stored_state
 
 if TYPE_CHECKING:
     from core.trainer import Trainer
@@ -88,21 +87,12 @@ class RunKeeper:
     # ---- runs ------------------------------------------------------------------------------
     def start(self, trainer: Trainer, name: str | None = None, load: Path | None = None) -> str | None:
         """A new run for the trainer's model as it is now; returns a line to show if the store failed."""
-        ds, m, t = trainer.dataset, trainer.model_config, trainer.train_config
-        self.record, self.argv = SessionRecord(), self.argv_for(m, t, load)
+        self.record, self.argv = SessionRecord(), self.argv_for(trainer.model_config, trainer.train_config, load)
         self.run, self._base, self._base_wall, self._base_train = None, "", 0.0, 0.0
         self._reset_clock()
         if self.store is None:
             return None
-        self._pending = {
-            "data_source": ds.source, "data_path": str(self.data.path.resolve()) if self.data.path else None,
-            "data_digest": ds.words_digest, "split": ",".join(f"{f:g}" for f in self.data.split),
-            "block_size": m.block_size, "emb_dim": m.emb_dim, "hidden": m.hidden, "init_seed": m.seed, "init": m.init,
-            "batch_size": t.batch_size, "batch_seed": trainer.batch_seed, "vocab": ds.vocab.chars,
-            "params": trainer.n_params, "lr_exponent": trainer.lr_exponent,
-            "argv": json.dumps(self.argv),
-        }
-        self._pending_name = name
+        self._pending, self._pending_name = run_values(trainer, self.data, self.argv), name
         return self._create_if_trained(trainer)
 
     def _create_if_trained(self, trainer: Trainer, again: bool = True) -> str | None:
@@ -339,22 +329,10 @@ class RunKeeper:
         fresh = trainer.history.generation != self._generation or n < self._stored
         start = 0 if fresh else self._stored
         plan = segments(history.lr[start:], None if fresh else self._schedule)
-        evals = tuple(trainer.evals)
-        state = StoredState(trainer.step, trainer.lr_exponent, params_blob(trainer.params),
-                            tensor_bytes(trainer.batch_rng_state()), evals_blob(evals),
-                            "compiled" if trainer.compiled else "eager")
-        trains = [e.train for e in evals if e.train is not None]
-        devs = [e.dev for e in evals if e.dev is not None]
-        last = evals[-1] if evals else None
-        summary: dict[str, object] = {
-            "steps": trainer.step, "lr_exponent": trainer.lr_exponent, "schedule": schedule(plan),
-            "train_loss": last.train if last else None, "dev_loss": last.dev if last else None,
-            "best_train_loss": min(trains, default=None), "best_dev_loss": min(devs, default=None),
-            "wall_s": self._base_wall + time.monotonic() - self._started,
-            "train_s": self._base_train + self._train_s + self._job_s,
-            "script": self.script([], trainer.step).rstrip("\n"),
-        }
-        name = self.store.save_progress(self.run.id, summary, state, history_chunks(
+        summary = progress_summary(trainer, schedule(plan), wall_s=self._base_wall + time.monotonic() - self._started,
+                                   train_s=self._base_train + self._train_s + self._job_s,
+                                   script=self.script([], trainer.step).rstrip("\n"))
+        name = self.store.save_progress(self.run.id, summary, stored_progress(trainer), history_chunks(
             history.lr[start:], history.loss[start:], trainer.diagnostics.view().rows, start), start)
         if name != self.run.name:  # renamed by `runs rename` while it trains
             self.run = dataclasses.replace(self.run, name=name)
