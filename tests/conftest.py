@@ -4,7 +4,8 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -97,3 +98,25 @@ def deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def failures_at_once(work: Callable[[int], object], rounds: int, threads: int = 3) -> list[str]:
+    """`work(round)` from `threads` threads let go together (a barrier), `rounds` times, as
+    processes started at the same moment: what each failure said."""
+    failures: list[str] = []
+
+    def one(round_: int, gate: threading.Barrier) -> None:
+        gate.wait()
+        try:
+            work(round_)
+        except Exception as e:
+            failures.append(str(e))
+
+    for round_ in range(rounds):
+        gate = threading.Barrier(threads)
+        started = [threading.Thread(target=one, args=(round_, gate)) for _ in range(threads)]
+        for t in started:
+            t.start()
+        for t in started:
+            t.join(60)
+    return failures

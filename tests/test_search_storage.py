@@ -14,12 +14,11 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, failures_at_once
 from core.search_storage import STUDIES_FILE, open_storage
 from test_search_kill import tune_env
 
@@ -92,20 +91,4 @@ def test_a_storage_lost_mid_search_is_one_line_and_the_trial_run_kept(tmp_path, 
 def test_workers_opening_one_new_storage_at_once_all_open_it(tmp_path):
     """Optuna makes a new storage's tables in each process that opens it: two `tune` started
     together on a fresh machine made one fail with "table studies already exists"."""
-    failures: list[str] = []
-    for round_ in range(20):
-        gate = threading.Barrier(3)
-
-        def open_it(runs: Path = tmp_path / str(round_) / "runs.db") -> None:
-            gate.wait()
-            try:
-                open_storage(None, runs)
-            except Exception as e:
-                failures.append(str(e))
-
-        threads = [threading.Thread(target=open_it) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    assert failures == []
+    assert failures_at_once(lambda round_: open_storage(None, tmp_path / str(round_) / "runs.db"), 20) == []

@@ -31,7 +31,7 @@ from store_helpers import stored
 
 import core.keeping
 import core.store
-from conftest import deadline
+from conftest import deadline, failures_at_once
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.diagnose import COLUMNS
 from core.errors import CharMLPError, StoreError
@@ -317,23 +317,7 @@ def test_connections_opening_one_new_database_at_once_all_open_it(tmp_path):
     """Switching a new file to WAL fails at once, not after the wait, if another connection is
     opening it at that moment: it is tried again (two `--run` processes started together on a new
     store: one trained with its run not kept)."""
-    failures: list[str] = []
-    for round_ in range(100):
-        gate = threading.Barrier(3)
-
-        def open_it(path: Path = tmp_path / f"{round_}.db") -> None:
-            gate.wait()
-            try:
-                RunStore(path).close()
-            except StoreError as e:
-                failures.append(str(e))
-
-        threads = [threading.Thread(target=open_it) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-    assert failures == []
+    assert failures_at_once(lambda round_: RunStore(tmp_path / f"{round_}.db").close(), 100) == []
 
 
 def test_a_lock_taken_during_a_run_stops_keeping_and_training_goes_on(copy_of, base, headless, monkeypatch):
