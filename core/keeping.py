@@ -42,6 +42,7 @@ FLUSH_INTERVAL_S = 2.0  # during a run: what a crash may lose, and the store's w
 NEW_RUN_VERBS = ("reset", "load", "new")  # after these the model is another run's
 BUSY_TRIES = 3  # writes in a row that may find the store locked past its wait before keeping turns off
 
+Stored = tuple[RunRow, TrainingState, list[ModelSnapshot], str]  # a run as read back: row, state, snapshots, engine
 # the flags that rebuild a model from scratch (tui.settings.Settings.argv_for): kept with each run
 ArgvFn = Callable[[ModelConfig, TrainConfig, "Path | None"], list[str]]
 
@@ -122,20 +123,21 @@ class RunKeeper:
         state, snapshots, engine = stored_state(store, trainer, run)
         self._install(trainer, run, state, snapshots, engine)  # all that can be refused, before the store is written
         store.claim(run)
-        self._read_again_if_saved_since(trainer, run)
-
-    def _read_again_if_saved_since(self, trainer: Trainer, run: RunRow) -> None:
-        """Just claimed: if another process saved the run after it was read (it trained it and let
-        go in between), install it as it stands now, ours (released again if that is refused)."""
-        store = self._need_store()
         try:
-            now = store.get_by_id(run.id)
-            if (now.updated, now.steps) != (run.updated, run.steps):
-                state, snapshots, engine = stored_state(store, trainer, now)
-                self._install(trainer, now, state, snapshots, engine)
+            if (again := self._saved_since(store, trainer, run)) is not None:
+                self._install(trainer, *again)
         except BaseException:
             self._try(lambda s: s.release(run.id), "the run's release", again=False)
             raise
+
+    @staticmethod
+    def _saved_since(store: RunStore, trainer: Trainer, run: RunRow) -> Stored | None:
+        """Just claimed: the run as it stands now if another process saved it after `run` was read
+        (it trained it and let go in between), else None."""
+        now = store.get_by_id(run.id)
+        if (now.updated, now.steps) == (run.updated, run.steps):
+            return None
+        return (now, *stored_state(store, trainer, now))
 
     def switch_to(self, trainer: Trainer, name: str) -> RunRow:
         """Open another stored run in this session (the app's runs screen): the current run is
@@ -155,10 +157,8 @@ class RunKeeper:
             raise StoreError(line)
         store.claim(run)
         try:
-            now = store.get_by_id(run.id)
-            if (now.updated, now.steps) != (run.updated, run.steps):  # saved by another process since it was read
-                run = now
-                state, snapshots, engine = stored_state(store, trainer, run)
+            if (again := self._saved_since(store, trainer, run)) is not None:
+                run, state, snapshots, engine = again
             trainer.new_model(model, train)  # refused whole (memory): the current run stays open
         except BaseException:
             self._try(lambda s: s.release(run.id), "the run's release", again=False)
