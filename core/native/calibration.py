@@ -44,6 +44,7 @@ WARM_STEPS = 8  # a round after the warm-up, timed to size the others (a process
 CALIBRATION_LR = 0.01  # small: the throwaway model must stay finite while it is timed
 CACHE_NAME = "calibration.json"
 CACHE_VERSION = 2  # entries of earlier versions are measured again (1: rounds sized from a cold first step)
+KEY_PREFIX = f"v{CACHE_VERSION} "  # every key of this version starts so
 MAX_CACHED = 256  # shapes kept; the oldest go first
 LOCK_WAIT_S = 0.25  # the lock is held for a read and a write of a small file: a longer wait means a stuck holder
 
@@ -105,7 +106,7 @@ def measure(kernel: NativeKernel, params: Params, batch_size: int) -> Calibratio
 
 def _key(kernel: NativeKernel, shape: Shape) -> str:
     shape_text = "x".join(map(str, shape))
-    return f"v{CACHE_VERSION} {kernel.path.name} {shape_text} torch {torch.__version__} threads {torch.get_num_threads()}"
+    return f"{KEY_PREFIX}{kernel.path.name} {shape_text} torch {torch.__version__} threads {torch.get_num_threads()}"
 
 
 def calibrate(kernel: NativeKernel, params: Params, batch_size: int, cache_dir: Path | None,
@@ -133,8 +134,7 @@ def _store(path: Path, key: str, entry: dict[str, object]) -> None:
     shapes at the same moment each keep theirs (written back from a read taken before the
     measurement, the last writer's dropped the others')."""
     with _locked(path.with_name(path.name + ".lock")):
-        current = f"v{CACHE_VERSION} "
-        cached = {k: v for k, v in _read(path).items() if k.startswith(current) and k != key}  # older kinds go
+        cached = {k: v for k, v in _read(path).items() if k.startswith(KEY_PREFIX) and k != key}  # older kinds go
         cached[key] = entry
         _write(path, dict(list(cached.items())[-MAX_CACHED:]))
 
